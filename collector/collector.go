@@ -1,0 +1,215 @@
+// Package collector turns what the sources found and what the inspector
+// judged into Prometheus metrics. Metrics are const metrics built at scrape
+// time: every scrape reports exactly the places configured now, and a place
+// that disappears takes its series with it.
+package collector
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/source"
+	"github.com/certwatch/certwatch/source/endpoint"
+	"github.com/certwatch/certwatch/source/files"
+)
+
+// Sources are the sources of one configuration.
+type Sources struct {
+	Endpoints *endpoint.Prober
+	Files     *files.Source
+}
+
+// Exporter serves /metrics and /probe from the current sources.
+type Exporter struct {
+	logger        *slog.Logger
+	inspector     *inspect.Inspector
+	sources       atomic.Pointer[Sources]
+	timeoutOffset time.Duration
+	descs         descCache
+}
+
+// New returns an Exporter; call Update before serving. timeoutOffset is
+// subtracted from Prometheus' scrape timeout to leave time to answer.
+func New(logger *slog.Logger, inspector *inspect.Inspector, timeoutOffset time.Duration) *Exporter {
+	return &Exporter{logger: logger, inspector: inspector, timeoutOffset: timeoutOffset}
+}
+
+// Update switches to the sources of a new configuration.
+func (e *Exporter) Update(s *Sources) { e.sources.Store(s) }
+
+// scrapeContext bounds a scrape by Prometheus' X-Prometheus-Scrape-Timeout-Seconds
+// header, less the offset, so that late probes become timeouts in an answer
+// that arrives in time rather than a scrape that fails as a whole.
+func (e *Exporter) scrapeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 {
+			timeout := time.Duration(secs*float64(time.Second)) - e.timeoutOffset
+			if timeout < 100*time.Millisecond {
+				timeout = 100 * time.Millisecond
+			}
+			return context.WithTimeout(r.Context(), timeout)
+		}
+	}
+	return context.WithCancel(r.Context())
+}
+
+// MetricsHandler serves every configured place, plus the process-wide
+// metrics in static.
+func (e *Exporter) MetricsHandler(static prometheus.Gatherer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := e.scrapeContext(r)
+		defer cancel()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(&scrape{e: e, ctx: ctx, sources: e.sources.Load()})
+		e.serve(w, r, prometheus.Gatherers{static, reg})
+	})
+}
+
+// ProbeHandler serves /probe?target=host:port&module=name: the same metrics
+// for one endpoint, so Prometheus service discovery can drive probing.
+func (e *Exporter) ProbeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("target")
+		moduleName := r.URL.Query().Get("module")
+		if moduleName == "" {
+			moduleName = "default"
+		}
+		if target == "" {
+			http.Error(w, "the target parameter is missing", http.StatusBadRequest)
+			return
+		}
+		s := e.sources.Load()
+		if err := s.Endpoints.Allowed(target, moduleName); err != nil {
+			e.logger.Warn("Probe refused", "target", target, "module", moduleName, "err", err)
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		ctx, cancel := e.scrapeContext(r)
+		defer cancel()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(&probe{e: e, ctx: ctx, prober: s.Endpoints, target: target, module: moduleName})
+		e.serve(w, r, reg)
+	})
+}
+
+func (e *Exporter) serve(w http.ResponseWriter, r *http.Request, g prometheus.Gatherer) {
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:          slog.NewLogLogger(e.logger.Handler(), slog.LevelError),
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	}).ServeHTTP(w, r)
+}
+
+// scrape is the collector of one /metrics request.
+type scrape struct {
+	e       *Exporter
+	ctx     context.Context
+	sources *Sources
+}
+
+func (s *scrape) Describe(chan<- *prometheus.Desc) {} // unchecked: label sets follow the configuration
+
+func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	type result struct {
+		name     string
+		findings []source.Finding
+		ok       bool
+		took     time.Duration
+	}
+	runs := []struct {
+		name string
+		run  func(context.Context) []source.Finding
+	}{
+		{source.KindEndpoint, s.sources.Endpoints.CollectAll},
+		{source.KindFile, s.sources.Files.Collect},
+	}
+	results := make([]result, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			findings, ok := s.e.guard(r.name, func() []source.Finding { return r.run(s.ctx) })
+			if s.ctx.Err() != nil {
+				ok = false // cut short by the scrape deadline
+			}
+			results[i] = result{name: r.name, findings: findings, ok: ok, took: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	em := s.e.newEmitter(ch)
+	for _, r := range results {
+		em.collectorStatus(r.name, r.ok, r.took)
+		em.findings(r.findings)
+	}
+}
+
+// guard runs a source, turning a panic into a failed collection rather than
+// a dead exporter.
+func (e *Exporter) guard(name string, run func() []source.Finding) (findings []source.Finding, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.logger.Error("Collector panicked", "collector", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			findings, ok = nil, false
+		}
+	}()
+	return run(), true
+}
+
+// probe is the collector of one /probe request.
+type probe struct {
+	e      *Exporter
+	ctx    context.Context
+	prober *endpoint.Prober
+	target string
+	module string
+}
+
+func (p *probe) Describe(chan<- *prometheus.Desc) {}
+
+func (p *probe) Collect(ch chan<- prometheus.Metric) {
+	start := time.Now()
+	findings, ok := p.e.guard(source.KindEndpoint, func() []source.Finding {
+		return []source.Finding{p.prober.Probe(p.ctx, p.target, p.module)}
+	})
+	em := p.e.newEmitter(ch)
+	em.collectorStatus(source.KindEndpoint, ok, time.Since(start))
+	em.findings(findings)
+}
+
+// descCache reuses descriptors across scrapes; the set of extra label names
+// is small (one per configured label set).
+type descCache struct{ m sync.Map }
+
+func (c *descCache) get(name, help string, labels []string) *prometheus.Desc {
+	key := name + "\x00" + strings.Join(labels, "\x00")
+	if d, ok := c.m.Load(key); ok {
+		return d.(*prometheus.Desc)
+	}
+	d := prometheus.NewDesc(name, help, labels, nil)
+	c.m.Store(key, d)
+	return d
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

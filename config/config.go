@@ -1,0 +1,459 @@
+// Package config owns certwatch's configuration file: its schema, strict
+// loading with errors that name the key and line, validation, defaults, and
+// hot reload on SIGHUP and POST /-/reload.
+package config
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultModuleName is the module used by endpoints that name none. It exists
+// even when the file does not define it.
+const DefaultModuleName = "default"
+
+// Defaults applied where the file is silent.
+const (
+	DefaultTimeout          = 10 * time.Second
+	DefaultProbeConcurrency = 128
+	DefaultMaxFileSize      = 4 << 20
+	DefaultMinTLSVersion    = "TLS10"
+)
+
+// StartTLS protocols the endpoint source speaks.
+var StartTLSProtocols = []string{"smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql"}
+
+// ReservedLabels are label names certwatch sets itself; extra labels may not
+// use them.
+var ReservedLabels = []string{"source", "target", "key", "index", "subject_cn", "issuer_cn", "reason",
+	"class", "version", "cipher", "collector", "serial", "fingerprint_sha256", "dns_names", "ip_addresses",
+	"uris", "email_addresses", "key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed",
+	"subject", "issuer", "module", "job", "instance"}
+
+// Config is the whole configuration file.
+type Config struct {
+	Global    Global            `yaml:"global"`
+	Modules   map[string]Module `yaml:"modules"`
+	Endpoints []EndpointGroup   `yaml:"endpoints"`
+	Files     []FileGroup       `yaml:"files"`
+
+	// Path is the file the configuration came from; relative paths inside it
+	// were resolved against its directory.
+	Path string `yaml:"-"`
+}
+
+// Global holds settings that apply to every source.
+type Global struct {
+	// ProbeConcurrency bounds endpoint probes in flight at once.
+	ProbeConcurrency int `yaml:"probe_concurrency"`
+	// MaxFileSize is the largest certificate file read; larger ones report too_large.
+	MaxFileSize ByteSize `yaml:"max_file_size"`
+}
+
+// Module says how to talk to an endpoint.
+type Module struct {
+	Timeout  Duration `yaml:"timeout"`
+	StartTLS string   `yaml:"starttls"`
+	TLS      TLS      `yaml:"tls"`
+	// ProxyURL is an http:// or https:// HTTP CONNECT proxy, credentials allowed in the URL.
+	ProxyURL            string `yaml:"proxy_url"`
+	PreferredIPProtocol string `yaml:"preferred_ip_protocol"` // "ip4", "ip6" or "" for the resolver's order
+	IPProtocolFallback  *bool  `yaml:"ip_protocol_fallback"`
+	// ProbeAllow lists host:port glob patterns /probe may reach with this
+	// module, beyond the endpoints configured with it.
+	ProbeAllow []string `yaml:"probe_allow"`
+}
+
+// TLS holds a module's TLS settings.
+type TLS struct {
+	ServerName string `yaml:"server_name"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	MinVersion string `yaml:"min_version"` // TLS10, TLS11, TLS12, TLS13
+}
+
+// EndpointGroup is a list of host:port targets sharing a module and labels.
+type EndpointGroup struct {
+	Targets []string          `yaml:"targets"`
+	Module  string            `yaml:"module"`
+	Labels  map[string]string `yaml:"labels"`
+}
+
+// FileGroup is a set of certificate files sharing settings and labels.
+type FileGroup struct {
+	// Paths are files, directories (walked recursively) or globs, "**" included.
+	Paths []string `yaml:"paths"`
+	// Exclude are globs matched against the full path of each file found.
+	Exclude []string `yaml:"exclude"`
+	// PasswordFile holds the PKCS#12 / Java keystore password (first line).
+	PasswordFile string `yaml:"password_file"`
+	// CAFile holds the roots chains are verified against; system roots when empty.
+	CAFile string            `yaml:"ca_file"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+// Duration is a time.Duration written as Prometheus writes them ("30s", "1m", "1d").
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration and names the line when it cannot.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	dur, err := model.ParseDuration(n.Value)
+	if err != nil {
+		std, stdErr := time.ParseDuration(n.Value)
+		if stdErr != nil {
+			return fmt.Errorf("line %d: invalid duration %q: %w", n.Line, n.Value, err)
+		}
+		dur = model.Duration(std)
+	}
+	*d = Duration(dur)
+	return nil
+}
+
+// MarshalYAML writes the duration back in the same form.
+func (d Duration) MarshalYAML() (any, error) { return model.Duration(d).String(), nil }
+
+// ByteSize is a size in bytes written as "4MiB", "512KiB" or a plain number.
+type ByteSize int64
+
+// UnmarshalYAML parses a size and names the line when it cannot.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid size %q: %w", n.Line, n.Value, err)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || v <= 0 {
+				return 0, errors.New("want a positive number with an optional unit (B, KiB, MiB, GiB, KB, MB, GB)")
+			}
+			return v * u.mult, nil
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, errors.New("want a positive number with an optional unit (B, KiB, MiB, GiB, KB, MB, GB)")
+	}
+	return v, nil
+}
+
+// Load reads, parses, resolves and validates the configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	cfg, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.Path = path
+	return cfg, nil
+}
+
+// Parse parses a configuration strictly, resolves relative paths against
+// baseDir, applies defaults and validates.
+func Parse(data []byte, baseDir string) (*Config, error) {
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // already parsed once; only used for line numbers
+	cfg.resolvePaths(baseDir)
+	cfg.applyDefaults()
+	if err := cfg.validate(&root); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Global.ProbeConcurrency <= 0 {
+		c.Global.ProbeConcurrency = DefaultProbeConcurrency
+	}
+	if c.Global.MaxFileSize <= 0 {
+		c.Global.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.Modules == nil {
+		c.Modules = map[string]Module{}
+	}
+	if _, ok := c.Modules[DefaultModuleName]; !ok {
+		c.Modules[DefaultModuleName] = Module{}
+	}
+	for name, m := range c.Modules {
+		if m.Timeout <= 0 {
+			m.Timeout = Duration(DefaultTimeout)
+		}
+		if m.TLS.MinVersion == "" {
+			m.TLS.MinVersion = DefaultMinTLSVersion
+		}
+		if m.IPProtocolFallback == nil {
+			t := true
+			m.IPProtocolFallback = &t
+		}
+		c.Modules[name] = m
+	}
+	for i := range c.Endpoints {
+		if c.Endpoints[i].Module == "" {
+			c.Endpoints[i].Module = DefaultModuleName
+		}
+	}
+}
+
+func (c *Config) resolvePaths(base string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	for name, m := range c.Modules {
+		m.TLS.CAFile, m.TLS.CertFile, m.TLS.KeyFile = abs(m.TLS.CAFile), abs(m.TLS.CertFile), abs(m.TLS.KeyFile)
+		c.Modules[name] = m
+	}
+	for i := range c.Files {
+		f := &c.Files[i]
+		f.PasswordFile, f.CAFile = abs(f.PasswordFile), abs(f.CAFile)
+		for j := range f.Paths {
+			f.Paths[j] = abs(f.Paths[j])
+		}
+	}
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// TLSVersions maps the config spelling of TLS versions to crypto/tls values.
+var TLSVersions = map[string]uint16{"TLS10": tls.VersionTLS10, "TLS11": tls.VersionTLS11, "TLS12": tls.VersionTLS12, "TLS13": tls.VersionTLS13}
+
+func (c *Config) validate(root *yaml.Node) error {
+	var errs []error
+	fail := func(path []any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", linePrefix(root, path), pathString(path), fmt.Sprintf(format, args...)))
+	}
+	names := make([]string, 0, len(c.Modules))
+	for name := range c.Modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		m := c.Modules[name]
+		at := []any{"modules", name}
+		if m.StartTLS != "" && !slices.Contains(StartTLSProtocols, m.StartTLS) {
+			fail(append(at, "starttls"), "unknown protocol %q (want one of %s)", m.StartTLS, strings.Join(StartTLSProtocols, ", "))
+		}
+		if _, ok := TLSVersions[m.TLS.MinVersion]; !ok {
+			fail(append(at, "tls", "min_version"), "unknown TLS version %q (want TLS10, TLS11, TLS12 or TLS13)", m.TLS.MinVersion)
+		}
+		switch m.PreferredIPProtocol {
+		case "", "ip4", "ip6":
+		default:
+			fail(append(at, "preferred_ip_protocol"), "want ip4 or ip6, got %q", m.PreferredIPProtocol)
+		}
+		if m.ProxyURL != "" {
+			u, err := url.Parse(m.ProxyURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				fail(append(at, "proxy_url"), "want an http:// or https:// URL")
+			}
+		}
+		if m.TLS.CAFile != "" {
+			if _, err := LoadCAFile(m.TLS.CAFile); err != nil {
+				fail(append(at, "tls", "ca_file"), "%v", err)
+			}
+		}
+		if (m.TLS.CertFile == "") != (m.TLS.KeyFile == "") {
+			fail(append(at, "tls"), "cert_file and key_file go together")
+		} else if m.TLS.CertFile != "" {
+			if _, err := tls.LoadX509KeyPair(m.TLS.CertFile, m.TLS.KeyFile); err != nil {
+				fail(append(at, "tls", "cert_file"), "loading client certificate: %v", redactKeyError(err))
+			}
+		}
+		for i, p := range m.ProbeAllow {
+			if _, err := doublestar.Match(p, "x"); err != nil {
+				fail(append(at, "probe_allow", i), "invalid pattern %q: %v", p, err)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, g := range c.Endpoints {
+		at := []any{"endpoints", i}
+		if _, ok := c.Modules[g.Module]; !ok {
+			fail(append(at, "module"), "unknown module %q", g.Module)
+		}
+		if len(g.Targets) == 0 {
+			fail(at, "targets must not be empty")
+		}
+		for j, t := range g.Targets {
+			if err := ValidateTarget(t); err != nil {
+				fail(append(at, "targets", j), "%v", err)
+			}
+			key := g.Module + "|" + t
+			if seen[key] {
+				fail(append(at, "targets", j), "target %q with module %q is listed twice", t, g.Module)
+			}
+			seen[key] = true
+		}
+		validateLabels(g.Labels, append(at, "labels"), fail)
+	}
+	for i, f := range c.Files {
+		at := []any{"files", i}
+		if len(f.Paths) == 0 {
+			fail(at, "paths must not be empty")
+		}
+		for j, p := range f.Paths {
+			if !doublestar.ValidatePattern(filepath.ToSlash(p)) {
+				fail(append(at, "paths", j), "invalid glob %q", p)
+			}
+		}
+		for j, p := range f.Exclude {
+			if !doublestar.ValidatePattern(filepath.ToSlash(p)) {
+				fail(append(at, "exclude", j), "invalid glob %q", p)
+			}
+		}
+		if f.PasswordFile != "" {
+			if _, err := os.Stat(f.PasswordFile); err != nil {
+				fail(append(at, "password_file"), "%v", err)
+			}
+		}
+		if f.CAFile != "" {
+			if _, err := LoadCAFile(f.CAFile); err != nil {
+				fail(append(at, "ca_file"), "%v", err)
+			}
+		}
+		validateLabels(f.Labels, append(at, "labels"), fail)
+	}
+	return errors.Join(errs...)
+}
+
+func validateLabels(labels map[string]string, at []any, fail func([]any, string, ...any)) {
+	for name := range labels {
+		switch {
+		case !labelNameRE.MatchString(name) || strings.HasPrefix(name, "__"):
+			fail(append(at, name), "invalid label name %q", name)
+		case slices.Contains(ReservedLabels, name):
+			fail(append(at, name), "label %q is set by certwatch itself", name)
+		}
+	}
+}
+
+// ValidateTarget checks that a target is host:port with a numeric port;
+// IPv6 literals go in brackets.
+func ValidateTarget(t string) error {
+	host, port, err := net.SplitHostPort(t)
+	if err != nil {
+		return fmt.Errorf("target %q: want host:port ([v6::addr]:port for IPv6): %w", t, err)
+	}
+	if host == "" {
+		return fmt.Errorf("target %q: empty host", t)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("target %q: port must be a number from 1 to 65535", t)
+	}
+	return nil
+}
+
+// LoadCAFile reads a PEM file of CA certificates into a pool.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificates found", path)
+	}
+	return pool, nil
+}
+
+// redactKeyError keeps tls.LoadX509KeyPair's message but never anything that
+// could echo key bytes (it does not today; this is a guard for tomorrow).
+func redactKeyError(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "PRIVATE KEY-----") {
+		return "the key file could not be parsed"
+	}
+	return msg
+}
+
+// linePrefix returns "line N: " for the node at path, or "" when not found.
+func linePrefix(root *yaml.Node, path []any) string {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, step := range path {
+		var next *yaml.Node
+		switch s := step.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == s {
+						line = n.Content[i].Line
+						next = n.Content[i+1]
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && s < len(n.Content) {
+				next = n.Content[s]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	if line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d: ", line)
+}
+
+func pathString(path []any) string {
+	var b strings.Builder
+	for i, p := range path {
+		switch s := p.(type) {
+		case int:
+			fmt.Fprintf(&b, "[%d]", s)
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			fmt.Fprint(&b, s)
+		}
+	}
+	return b.String()
+}

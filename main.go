@@ -1,0 +1,125 @@
+// Command certwatch is a Prometheus exporter that watches the X.509
+// certificates served by TLS endpoints and stored in files, and reports when
+// each expires and whether each chain is valid.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/certwatch/certwatch/collector"
+	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/source/endpoint"
+	"github.com/certwatch/certwatch/source/files"
+)
+
+// defaultListenAddress uses a port none of the peer exporters use
+// (blackbox 9115, ssl_exporter 9219, x509-certificate-exporter 9793).
+const defaultListenAddress = ":9860"
+
+func main() {
+	app := kingpin.New("certwatch", "Prometheus exporter for the expiry and validity of X.509 certificates on TLS endpoints and in files.")
+	configFile := app.Flag("config.file", "certwatch configuration file.").Default("config.yml").String()
+	configCheck := app.Flag("config.check", "Validate the configuration file, print the result and exit.").Bool()
+	timeoutOffset := app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("500ms").Duration()
+	metricsPath := app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	toolkitFlags := kingpinflag.AddFlags(app, defaultListenAddress)
+	logConfig := &promslog.Config{}
+	flag.AddFlags(app, logConfig)
+	app.Version(version.Print("certwatch"))
+	app.HelpFlag.Short('h')
+	kingpin.MustParse(app.Parse(os.Args[1:]))
+	logger := promslog.New(logConfig)
+
+	if *configCheck {
+		if _, err := config.Load(*configFile); err != nil {
+			fmt.Fprintln(os.Stderr, "configuration invalid:", err)
+			os.Exit(1)
+		}
+		fmt.Println("configuration valid:", *configFile)
+		return
+	}
+
+	logger.Info("Starting certwatch", "version", version.Info(), "build_context", version.BuildContext())
+
+	static := prometheus.NewRegistry()
+	static.MustRegister(
+		versioncollector.NewCollector("certwatch"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	exporter := collector.New(logger, inspect.NewInspector(nil), *timeoutOffset)
+	fileCache := files.NewCache()
+	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) {
+		exporter.Update(&collector.Sources{
+			Endpoints: endpoint.New(cfg, logger),
+			Files:     files.New(cfg, fileCache, logger),
+		})
+	})
+	if err != nil {
+		logger.Error("Cannot start without a valid configuration", "err", err)
+		os.Exit(1)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reloader.WatchSignals(ctx)
+
+	mux := http.NewServeMux()
+	mux.Handle(*metricsPath, exporter.MetricsHandler(static))
+	mux.Handle("/probe", exporter.ProbeHandler())
+	mux.Handle("/-/reload", reloader.Handler())
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Healthy\n")) })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Ready\n")) })
+	if *metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "certwatch",
+			Description: "Expiry and validity of X.509 certificates on TLS endpoints and in files",
+			Version:     version.Info(),
+			Form: web.LandingForm{
+				Action: "/probe",
+				Inputs: []web.LandingFormInput{
+					{Label: "Target", Type: "text", Name: "target", Placeholder: "host:port"},
+					{Label: "Module", Type: "text", Name: "module", Value: config.DefaultModuleName},
+				},
+			},
+			Links: []web.LandingLinks{
+				{Address: *metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			logger.Error("Building the landing page", "err", err)
+			os.Exit(1)
+		}
+		mux.Handle("/", landing)
+	}
+
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = server.Shutdown(shutdownCtx)
+	}()
+	if err := web.ListenAndServe(server, toolkitFlags, logger); err != nil && err != http.ErrServerClosed {
+		logger.Error("Web server stopped", "err", err)
+		os.Exit(1)
+	}
+}

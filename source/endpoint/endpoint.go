@@ -1,0 +1,339 @@
+// Package endpoint is the source that connects to TLS endpoints (directly,
+// through an HTTP CONNECT proxy, or after a STARTTLS exchange) and records the
+// certificate chain they present, the TLS version and cipher, and how long
+// the handshake took. It verifies nothing itself: that is the inspector's job.
+package endpoint
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/source"
+)
+
+// Prober probes the endpoints of one configuration. A new Prober is built
+// for every configuration that loads.
+type Prober struct {
+	logger    *slog.Logger
+	modules   map[string]*module
+	endpoints []configured
+	sem       chan struct{} // bounds probes in flight, /metrics and /probe together
+}
+
+type configured struct {
+	target string
+	module string
+	labels map[string]string
+}
+
+type module struct {
+	name       string
+	cfg        config.Module
+	minVersion uint16
+	roots      *x509.CertPool // nil: system roots
+	rootsID    string
+	extra      []*x509.Certificate // intermediates in the CA file
+	proxy      *url.URL
+	clientCert *clientCertLoader
+	configured map[string]bool // targets configured with this module, for /probe
+}
+
+// New compiles a configuration's modules and endpoints. Files the modules
+// name were checked when the configuration loaded; if one has become
+// unreadable since, the probes that need it report a config error.
+func New(cfg *config.Config, logger *slog.Logger) *Prober {
+	p := &Prober{
+		logger:  logger,
+		modules: map[string]*module{},
+		sem:     make(chan struct{}, cfg.Global.ProbeConcurrency),
+	}
+	for name, mc := range cfg.Modules {
+		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion], rootsID: "system", configured: map[string]bool{}}
+		if mc.TLS.CAFile != "" {
+			if data, err := os.ReadFile(mc.TLS.CAFile); err == nil {
+				m.roots, m.extra = rootsFromPEM(data)
+				sum := sha256.Sum256(data)
+				m.rootsID = hex.EncodeToString(sum[:])
+			} else {
+				logger.Error("CA file unreadable; the module's probes will fail", "module", name, "file", mc.TLS.CAFile, "err", err)
+				m.roots, m.rootsID = x509.NewCertPool(), "unreadable"
+			}
+		}
+		if mc.ProxyURL != "" {
+			m.proxy, _ = url.Parse(mc.ProxyURL) // validated at load
+		}
+		if mc.TLS.CertFile != "" {
+			m.clientCert = &clientCertLoader{certFile: mc.TLS.CertFile, keyFile: mc.TLS.KeyFile}
+		}
+		p.modules[name] = m
+	}
+	for _, g := range cfg.Endpoints {
+		for _, t := range g.Targets {
+			p.endpoints = append(p.endpoints, configured{target: t, module: g.Module, labels: g.Labels})
+			p.modules[g.Module].configured[t] = true
+		}
+	}
+	return p
+}
+
+// rootsFromPEM splits a CA file into trust anchors and the intermediates it
+// also carries (handy to tell an incomplete chain from an unknown one).
+func rootsFromPEM(data []byte) (*x509.CertPool, []*x509.Certificate) {
+	pool := x509.NewCertPool()
+	var extra []*x509.Certificate
+	for _, c := range parsePEMCerts(data) {
+		pool.AddCert(c)
+		if c.IsCA && !inspect.IsSelfSigned(c) {
+			extra = append(extra, c)
+		}
+	}
+	return pool, extra
+}
+
+// Targets returns how many endpoints are configured.
+func (p *Prober) Targets() int { return len(p.endpoints) }
+
+// CollectAll probes every configured endpoint concurrently, at most
+// probe_concurrency at a time, and returns one finding per endpoint, in
+// configuration order. It returns by ctx's deadline: probes still running
+// then are reported as timeouts.
+func (p *Prober) CollectAll(ctx context.Context) []source.Finding {
+	findings := make([]source.Finding, len(p.endpoints))
+	var wg sync.WaitGroup
+	for i, e := range p.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			findings[i] = p.probe(ctx, e.target, p.modules[e.module], e.labels)
+		}()
+	}
+	wg.Wait()
+	return findings
+}
+
+// Allowed reports whether /probe may reach target with the named module:
+// targets configured with that module and targets matching its probe_allow
+// patterns. Anything else would let a caller use certwatch to scan the
+// network.
+func (p *Prober) Allowed(target, moduleName string) error {
+	m, ok := p.modules[moduleName]
+	if !ok {
+		return fmt.Errorf("unknown module %q", moduleName)
+	}
+	if err := config.ValidateTarget(target); err != nil {
+		return err
+	}
+	if m.configured[target] {
+		return nil
+	}
+	for _, pattern := range m.cfg.ProbeAllow {
+		if ok, _ := doublestar.Match(pattern, target); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("target %q is neither configured with module %q nor matched by its probe_allow patterns", target, moduleName)
+}
+
+// Probe probes one target with the named module, for /probe. Call Allowed first.
+func (p *Prober) Probe(ctx context.Context, target, moduleName string) source.Finding {
+	m := p.modules[moduleName]
+	var labels map[string]string
+	for _, e := range p.endpoints {
+		if e.target == target && e.module == moduleName {
+			labels = e.labels
+		}
+	}
+	return p.probe(ctx, target, m, labels)
+}
+
+func (p *Prober) probe(ctx context.Context, target string, m *module, labels map[string]string) source.Finding {
+	f := source.Finding{Place: source.Place{Source: source.KindEndpoint, Target: target, Labels: labels}}
+	host, _, _ := net.SplitHostPort(target)
+	serverName := m.cfg.TLS.ServerName
+	if serverName == "" {
+		serverName = host
+	}
+	f.Verify = source.VerifyParams{Roots: m.roots, RootsID: m.rootsID, Extra: m.extra, DNSName: serverName, ServerAuth: true}
+
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.Timeout))
+	defer cancel()
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+	case <-ctx.Done():
+		f.Err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
+		p.logFailure(f, m)
+		return f
+	}
+
+	state, err := m.handshake(ctx, target, serverName)
+	if err != nil {
+		f.Err = err
+		p.logFailure(f, m)
+		return f
+	}
+	f.Certs = state.certs
+	f.TLS = &state.tls
+	return f
+}
+
+func (p *Prober) logFailure(f source.Finding, m *module) {
+	p.logger.Warn("Probe failed", "kind", f.Source, "target", f.Target, "module", m.name,
+		"class", source.ClassOf(f.Err), "err", f.Err)
+}
+
+type handshakeResult struct {
+	certs []*x509.Certificate
+	tls   source.TLSState
+}
+
+// handshake connects, runs STARTTLS if the module asks for it, and completes
+// a full TLS handshake (no session resumption: we need the whole chain).
+func (m *module) handshake(ctx context.Context, target, serverName string) (*handshakeResult, error) {
+	conn, err := m.dial(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	// Cancellation (scrape abandoned, exporter stopping) unblocks any read.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if m.cfg.StartTLS != "" {
+		if err := startTLS(conn, m.cfg.StartTLS, serverName); err != nil {
+			return nil, classifyPhase(err, source.ClassStartTLS, "starttls "+m.cfg.StartTLS)
+		}
+	}
+
+	tlsConfig := &tls.Config{
+		ServerName: serverName,
+		// We record whatever the server presents and verify it ourselves, so
+		// that an invalid chain is reported with its reason rather than as a
+		// failed connection.
+		InsecureSkipVerify:     true, //nolint:gosec // verification happens in the inspector
+		MinVersion:             m.minVersion,
+		CipherSuites:           allCipherSuites,
+		SessionTicketsDisabled: true,
+	}
+	if isIP(serverName) {
+		tlsConfig.ServerName = "" // SNI carries names only
+	}
+	if m.clientCert != nil {
+		tlsConfig.GetClientCertificate = m.clientCert.get
+	}
+	tlsConn := tls.Client(conn, tlsConfig)
+	start := time.Now()
+	err = tlsConn.HandshakeContext(ctx)
+	elapsed := time.Since(start)
+	if err != nil {
+		return nil, classifyPhase(err, source.ClassHandshake, "TLS handshake")
+	}
+	cs := tlsConn.ConnectionState()
+	_ = tlsConn.Close()
+	if len(cs.PeerCertificates) == 0 {
+		return nil, source.Errorf(source.ClassHandshake, "TLS handshake: the server presented no certificate")
+	}
+	return &handshakeResult{
+		certs: cs.PeerCertificates,
+		tls: source.TLSState{
+			Version:           tls.VersionName(cs.Version),
+			CipherSuite:       tls.CipherSuiteName(cs.CipherSuite),
+			HandshakeDuration: elapsed,
+			ServerName:        serverName,
+		},
+	}, nil
+}
+
+// allCipherSuites offers every suite Go implements, insecure ones included:
+// certwatch sends no data, and an old server must still show its certificate.
+var allCipherSuites = func() []uint16 {
+	var ids []uint16
+	for _, s := range tls.CipherSuites() {
+		ids = append(ids, s.ID)
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}()
+
+// classifyPhase classifies an error from a protocol phase: time-outs are
+// timeouts wherever they happen; anything else is the phase's own class.
+func classifyPhase(err error, class source.Class, phase string) error {
+	if c := source.Infer(err, ""); c == source.ClassTimeout {
+		return source.Errorf(source.ClassTimeout, "%s: %w", phase, err)
+	}
+	if strings.Contains(err.Error(), "exceeds maximum") { // crypto/tls refuses handshake messages over 64 KiB
+		return source.Errorf(source.ClassTooLarge, "%s: %w", phase, err)
+	}
+	return source.WithClass(class, fmt.Errorf("%s: %w", phase, err))
+}
+
+func isIP(host string) bool { return net.ParseIP(strings.Trim(host, "[]")) != nil }
+
+// clientCertLoader reads the module's client certificate from disk, again
+// whenever the files change, so rotated mTLS credentials are picked up
+// without a reload.
+type clientCertLoader struct {
+	certFile, keyFile string
+
+	mu      sync.Mutex
+	modTime time.Time
+	cert    *tls.Certificate
+}
+
+func (l *clientCertLoader) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var newest time.Time
+	for _, f := range []string{l.certFile, l.keyFile} {
+		if st, err := os.Stat(f); err == nil && st.ModTime().After(newest) {
+			newest = st.ModTime()
+		}
+	}
+	if l.cert != nil && newest.Equal(l.modTime) {
+		return l.cert, nil
+	}
+	cert, err := tls.LoadX509KeyPair(l.certFile, l.keyFile)
+	if err != nil {
+		return nil, source.Errorf(source.ClassConfig, "loading client certificate %s: %w", l.certFile, err)
+	}
+	l.cert, l.modTime = &cert, newest
+	return l.cert, nil
+}
+
+func parsePEMCerts(data []byte) []*x509.Certificate {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return certs
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			certs = append(certs, c)
+		}
+	}
+}

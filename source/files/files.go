@@ -1,0 +1,292 @@
+// Package files is the source that finds certificates in files: PEM bundles
+// (certificates mixed with keys and other blocks), DER, PKCS#12/PFX, Java
+// keystores and kubeconfig files, named by paths, directories (walked
+// recursively, symlinks followed, loops cut) and globs with "**". A cache
+// keyed by each file's identity (device, inode, size, modification time)
+// means an unchanged file is neither re-read nor re-parsed.
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/source"
+)
+
+// Source reads the file groups of one configuration. Build a new one on
+// every configuration change; pass the previous Cache to keep what was read.
+type Source struct {
+	logger  *slog.Logger
+	groups  []group
+	maxSize int64
+	cache   *Cache
+}
+
+type group struct {
+	cfg      config.FileGroup
+	verify   source.VerifyParams
+	password []byte // nil when no password_file
+	loadErr  error  // the group's CA or password file is unreadable
+}
+
+// New compiles the file groups of a configuration.
+func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
+	s := &Source{logger: logger, maxSize: int64(cfg.Global.MaxFileSize), cache: cache}
+	for _, gc := range cfg.Files {
+		g := group{cfg: gc, verify: source.VerifyParams{RootsID: "system"}}
+		if gc.CAFile != "" {
+			data, err := os.ReadFile(gc.CAFile)
+			if err != nil {
+				g.loadErr = source.WithClass(source.ClassConfig, fmt.Errorf("reading ca_file %s: %w", gc.CAFile, err))
+			} else {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(data)
+				sum := sha256.Sum256(data)
+				g.verify.Roots, g.verify.RootsID = pool, hex.EncodeToString(sum[:])
+			}
+		}
+		if gc.PasswordFile != "" {
+			data, err := os.ReadFile(gc.PasswordFile)
+			if err != nil {
+				g.loadErr = source.WithClass(source.ClassConfig, fmt.Errorf("reading password_file %s: %w", gc.PasswordFile, err))
+			} else {
+				line, _, _ := strings.Cut(string(data), "\n")
+				g.password = []byte(strings.TrimRight(line, "\r"))
+			}
+		}
+		s.groups = append(s.groups, g)
+	}
+	return s
+}
+
+// Collect discovers the files of every group and returns one finding per
+// certificate-holding key of every file, and one per path that failed.
+func (s *Source) Collect(ctx context.Context) []source.Finding {
+	type job struct {
+		path     string
+		explicit bool // named directly, not found by a walk or glob
+		g        *group
+	}
+	var jobs []job
+	var findings []source.Finding
+	seen := map[string]bool{}
+	for i := range s.groups {
+		g := &s.groups[i]
+		if g.loadErr != nil {
+			for _, p := range g.cfg.Paths {
+				findings = append(findings, s.failure(g, p, g.loadErr))
+			}
+			continue
+		}
+		found, problems := discover(g.cfg.Paths, g.cfg.Exclude)
+		for _, pr := range problems {
+			findings = append(findings, s.failure(g, pr.path, pr.err))
+		}
+		for _, f := range found {
+			if seen[f.path] {
+				continue // listed by two groups: the first one wins
+			}
+			seen[f.path] = true
+			jobs = append(jobs, job{path: f.path, explicit: f.explicit, g: g})
+		}
+	}
+
+	results := make([][]source.Finding, len(jobs))
+	workers := runtime.GOMAXPROCS(0) * 2
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = s.read(jobs[i].path, jobs[i].explicit, jobs[i].g)
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for i, r := range results {
+		if r == nil && ctx.Err() != nil {
+			r = []source.Finding{s.failure(jobs[i].g, jobs[i].path, source.Errorf(source.ClassTimeout, "scrape deadline reached before the file was read"))}
+		}
+		findings = append(findings, r...)
+	}
+	s.cache.retain(seen)
+	return findings
+}
+
+func (s *Source) failure(g *group, path string, err error) source.Finding {
+	s.logger.Warn("Reading certificate file failed", "kind", source.KindFile, "target", path,
+		"class", source.ClassOf(err), "err", err)
+	return source.Finding{Place: source.Place{Source: source.KindFile, Target: path, Labels: g.cfg.Labels}, Verify: g.verify, Err: err}
+}
+
+// read returns the findings of one file, from the cache when the file is unchanged.
+func (s *Source) read(path string, explicit bool, g *group) []source.Finding {
+	st, err := os.Stat(path)
+	if err != nil {
+		return []source.Finding{s.failure(g, path, source.WithClass(source.Infer(err, source.ClassUnknown), err))}
+	}
+	id := identityOf(st)
+	optsKey := g.verify.RootsID + "|" + hashPassword(g.password)
+	if entries, ok := s.cache.get(path, id, optsKey); ok {
+		return s.findings(g, path, entries, explicit)
+	}
+	entries, err := s.load(path, st.Size(), g.password)
+	if err != nil {
+		if !explicit && errors.Is(err, errNoCertificates) {
+			s.logger.Debug("Skipping file without certificates", "target", path)
+			s.cache.put(path, id, optsKey, nil)
+			return nil
+		}
+		// Failures are cached too: a junk file is not re-parsed every scrape.
+		s.cache.put(path, id, optsKey, []entry{{err: err}})
+		return []source.Finding{s.failure(g, path, err)}
+	}
+	s.cache.put(path, id, optsKey, entries)
+	return s.findings(g, path, entries, explicit)
+}
+
+func (s *Source) findings(g *group, path string, entries []entry, explicit bool) []source.Finding {
+	out := make([]source.Finding, 0, len(entries))
+	for _, e := range entries {
+		if e.err != nil && len(e.certs) == 0 && e.key == "" {
+			if !explicit && errors.Is(e.err, errNoCertificates) {
+				continue
+			}
+			out = append(out, s.failure(g, path, e.err))
+			continue
+		}
+		f := source.Finding{
+			Place:      source.Place{Source: source.KindFile, Target: path, Key: e.key, Labels: g.cfg.Labels},
+			Certs:      e.certs,
+			KeyPublics: e.keyPublics,
+			Verify:     g.verify,
+			Err:        e.err,
+		}
+		if e.err != nil {
+			s.logger.Warn("Certificate file partly unreadable", "kind", source.KindFile, "target", path,
+				"key", e.key, "class", source.ClassOf(e.err), "err", e.err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// load reads and parses one file, refusing files over the size cap.
+func (s *Source) load(path string, size int64, password []byte) ([]entry, error) {
+	if size > s.maxSize {
+		return nil, source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, s.maxSize+1))
+	if err != nil {
+		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
+	}
+	if int64(len(data)) > s.maxSize { // it grew after the stat
+		return nil, source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
+	}
+	entries, err := parse(data, password)
+	clear(data) // the file may hold private keys
+	return entries, err
+}
+
+func hashPassword(p []byte) string {
+	if p == nil {
+		return "none"
+	}
+	sum := sha256.Sum256(p)
+	return hex.EncodeToString(sum[:8])
+}
+
+// identity is what tells that a file changed without reading it.
+type identity struct {
+	dev, ino uint64
+	size     int64
+	mtimeNs  int64
+	ctimeNs  int64 // a chmod or a rename over the file also counts
+}
+
+func identityOf(st os.FileInfo) identity {
+	id := identity{size: st.Size(), mtimeNs: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Dev's type differs by platform
+		id.ctimeNs = sys.Ctim.Nano()
+	}
+	return id
+}
+
+// Cache holds parsed files by path. It is safe for concurrent use and
+// survives configuration reloads.
+type Cache struct {
+	mu      sync.Mutex
+	entries map[string]cached
+}
+
+type cached struct {
+	id      identity
+	optsKey string
+	entries []entry
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{entries: map[string]cached{}} }
+
+func (c *Cache) get(path string, id identity, optsKey string) ([]entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[path]
+	if !ok || e.id != id || e.optsKey != optsKey {
+		return nil, false
+	}
+	return e.entries, true
+}
+
+func (c *Cache) put(path string, id identity, optsKey string, entries []entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[path] = cached{id: id, optsKey: optsKey, entries: entries}
+}
+
+// retain drops files no longer found, so a deleted file's memory goes.
+func (c *Cache) retain(paths map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.entries {
+		if !paths[p] {
+			delete(c.entries, p)
+		}
+	}
+}
+
+// Len returns how many files are cached.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

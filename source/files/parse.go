@@ -1,0 +1,328 @@
+package files
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
+	"go.yaml.in/yaml/v3"
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/certwatch/certwatch/source"
+)
+
+// entry is the certificates found under one key of a file: the whole file
+// for PEM, DER and PKCS#12, an alias of a Java keystore, a cluster or user of
+// a kubeconfig.
+type entry struct {
+	key        string
+	certs      []*x509.Certificate
+	keyPublics []crypto.PublicKey
+	err        error // a partial read: certs may still hold what was readable
+}
+
+// errNoCertificates marks content that is well-formed but holds no
+// certificate (a key file, a CSR); directory walks skip such files.
+var errNoCertificates = errors.New("no certificate found")
+
+var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
+
+// parse recognises the file's format by its content and extracts every
+// certificate it holds. password may be nil. Private keys are parsed only to
+// take their public halves and are not kept.
+func parse(data []byte, password []byte) ([]entry, error) {
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, source.Errorf(source.ClassParse, "empty file")
+	case bytes.HasPrefix(data, jksMagic):
+		return parseJKS(data, password)
+	case bytes.Contains(data, []byte("-----BEGIN ")):
+		e, err := parsePEM(data)
+		if err != nil {
+			return nil, err
+		}
+		return []entry{e}, nil
+	case looksLikeKubeconfig(data):
+		return parseKubeconfig(data)
+	}
+	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
+		return []entry{{certs: certs}}, nil
+	}
+	if data[0] == 0x30 { // DER SEQUENCE: PKCS#12 is the remaining candidate
+		e, err := parsePKCS12(data, password)
+		if err == nil {
+			return []entry{e}, nil
+		}
+		var classed *source.Error
+		if errors.As(err, &classed) {
+			return nil, err
+		}
+		return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, JKS or kubeconfig file: %w", err)
+	}
+	return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, JKS or kubeconfig file")
+}
+
+func parsePEM(data []byte) (entry, error) {
+	var e entry
+	var problems []string
+	rest := data
+	for {
+		block, next := pem.Decode(rest)
+		if block == nil {
+			if i := bytes.Index(rest, []byte("-----BEGIN ")); i >= 0 {
+				problems = append(problems, "truncated or malformed PEM block")
+			}
+			break
+		}
+		rest = next
+		switch block.Type {
+		case "CERTIFICATE", "X509 CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("certificate %d: %v", len(e.certs)+len(problems), err))
+				continue
+			}
+			e.certs = append(e.certs, c)
+		case "TRUSTED CERTIFICATE":
+			// OpenSSL's trusted form: the certificate followed by trust settings.
+			var raw asn1.RawValue
+			if _, err := asn1.Unmarshal(block.Bytes, &raw); err != nil {
+				problems = append(problems, "trusted certificate: malformed DER")
+				continue
+			}
+			c, err := x509.ParseCertificate(raw.FullBytes)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("trusted certificate: %v", err))
+				continue
+			}
+			e.certs = append(e.certs, c)
+		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
+			if _, encrypted := block.Headers["DEK-Info"]; encrypted {
+				continue // cannot compare without the passphrase
+			}
+			if pub := publicOfPrivateDER(block.Type, block.Bytes); pub != nil {
+				e.keyPublics = append(e.keyPublics, pub)
+			}
+		}
+		clear(block.Bytes) // key bytes do not outlive parsing
+	}
+	switch {
+	case len(problems) > 0:
+		// The message names the block but never echoes its content.
+		e.err = source.Errorf(source.ClassParse, "%s", strings.Join(problems, "; "))
+		if len(e.certs) == 0 {
+			return e, e.err
+		}
+	case len(e.certs) == 0:
+		return e, source.WithClass(source.ClassParse, errNoCertificates)
+	}
+	return e, nil
+}
+
+// publicOfPrivateDER returns the public half of a private key, nil when it
+// does not parse.
+func publicOfPrivateDER(blockType string, der []byte) crypto.PublicKey {
+	var key any
+	var err error
+	switch blockType {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(der)
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(der)
+	default:
+		key, err = x509.ParsePKCS8PrivateKey(der)
+	}
+	if err != nil {
+		return nil
+	}
+	return publicOf(key)
+}
+
+func publicOf(key any) crypto.PublicKey {
+	if s, ok := key.(crypto.Signer); ok {
+		return s.Public()
+	}
+	return nil
+}
+
+func parsePKCS12(data, password []byte) (entry, error) {
+	pw := string(password)
+	key, leaf, cas, err := pkcs12.DecodeChain(data, pw)
+	if err == nil {
+		e := entry{certs: append([]*x509.Certificate{leaf}, cas...)}
+		if pub := publicOf(key); pub != nil {
+			e.keyPublics = []crypto.PublicKey{pub}
+		}
+		return e, nil
+	}
+	if errors.Is(err, pkcs12.ErrIncorrectPassword) || errors.Is(err, pkcs12.ErrDecryption) {
+		if password == nil {
+			return entry{}, source.Errorf(source.ClassWrongPassword, "PKCS#12 file is password protected and no password_file is configured")
+		}
+		return entry{}, source.Errorf(source.ClassWrongPassword, "PKCS#12: the configured password does not decrypt it")
+	}
+	// A trust store (certificates, no key) is PKCS#12 too.
+	certs, tsErr := pkcs12.DecodeTrustStore(data, pw)
+	if tsErr == nil && len(certs) > 0 {
+		return entry{certs: certs}, nil
+	}
+	return entry{}, err
+}
+
+func parseJKS(data, password []byte) ([]entry, error) {
+	ks := keystore.New(keystore.WithOrderedAliases())
+	loadErr := ks.Load(bytes.NewReader(data), password)
+	var problem error
+	if loadErr != nil {
+		if !strings.Contains(loadErr.Error(), "invalid digest") {
+			return nil, source.Errorf(source.ClassParse, "Java keystore: %w", loadErr)
+		}
+		// The entries were read; only the integrity check failed, which
+		// means the password is wrong (or none was configured: then the
+		// check is simply not possible, and not an error).
+		if password != nil {
+			problem = source.Errorf(source.ClassWrongPassword, "Java keystore: the configured password does not match its integrity check")
+		}
+	}
+	aliases := ks.Aliases()
+	sort.Strings(aliases)
+	var entries []entry
+	for _, alias := range aliases {
+		e := entry{key: alias, err: problem}
+		var raw []keystore.Certificate
+		switch {
+		case ks.IsPrivateKeyEntry(alias):
+			chain, err := ks.GetPrivateKeyEntryCertificateChain(alias)
+			if err != nil {
+				e.err = source.Errorf(source.ClassParse, "alias %q: %w", alias, err)
+			}
+			raw = chain
+			if password != nil && problem == nil {
+				if pke, err := ks.GetPrivateKeyEntry(alias, password); err == nil {
+					if pub := publicOfPrivateDER("PRIVATE KEY", pke.PrivateKey); pub != nil {
+						e.keyPublics = append(e.keyPublics, pub)
+					}
+					clear(pke.PrivateKey)
+				}
+			}
+		case ks.IsTrustedCertificateEntry(alias):
+			tce, err := ks.GetTrustedCertificateEntry(alias)
+			if err != nil {
+				e.err = source.Errorf(source.ClassParse, "alias %q: %w", alias, err)
+			}
+			raw = []keystore.Certificate{tce.Certificate}
+		}
+		for i, rc := range raw {
+			c, err := x509.ParseCertificate(rc.Content)
+			if err != nil {
+				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
+				continue
+			}
+			e.certs = append(e.certs, c)
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		if problem != nil {
+			return nil, problem
+		}
+		return nil, source.WithClass(source.ClassParse, errNoCertificates)
+	}
+	return entries, nil
+}
+
+// kubeconfig is the part of a kubeconfig file that holds certificates.
+type kubeconfig struct {
+	Clusters []struct {
+		Name    string `yaml:"name"`
+		Cluster struct {
+			CAData string `yaml:"certificate-authority-data"`
+		} `yaml:"cluster"`
+	} `yaml:"clusters"`
+	Users []struct {
+		Name string `yaml:"name"`
+		User struct {
+			CertData string `yaml:"client-certificate-data"`
+			KeyData  string `yaml:"client-key-data"`
+		} `yaml:"user"`
+	} `yaml:"users"`
+}
+
+func looksLikeKubeconfig(data []byte) bool {
+	return bytes.Contains(data, []byte("clusters:")) || bytes.Contains(data, []byte("kind: Config"))
+}
+
+func parseKubeconfig(data []byte) ([]entry, error) {
+	var kc kubeconfig
+	if err := yaml.Unmarshal(data, &kc); err != nil {
+		return nil, source.Errorf(source.ClassParse, "kubeconfig: %v", yamlErrorWithoutContent(err))
+	}
+	var entries []entry
+	decode := func(key, b64 string) ([]byte, error) {
+		der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+		if err != nil {
+			return nil, source.Errorf(source.ClassParse, "%s: invalid base64", key)
+		}
+		return der, nil
+	}
+	for _, c := range kc.Clusters {
+		if c.Cluster.CAData == "" {
+			continue
+		}
+		key := "cluster/" + c.Name
+		e := entry{key: key}
+		if pemData, err := decode(key, c.Cluster.CAData); err != nil {
+			e.err = err
+		} else if pe, err := parsePEM(pemData); err != nil {
+			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
+		} else {
+			e.certs, e.err = pe.certs, pe.err
+		}
+		entries = append(entries, e)
+	}
+	for _, u := range kc.Users {
+		if u.User.CertData == "" {
+			continue
+		}
+		key := "user/" + u.Name
+		e := entry{key: key}
+		if pemData, err := decode(key, u.User.CertData); err != nil {
+			e.err = err
+		} else if pe, err := parsePEM(pemData); err != nil {
+			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
+		} else {
+			e.certs, e.err = pe.certs, pe.err
+		}
+		if u.User.KeyData != "" {
+			if keyPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(u.User.KeyData)); err == nil {
+				if ke, _ := parsePEM(keyPEM); ke.keyPublics != nil {
+					e.keyPublics = ke.keyPublics
+				}
+				clear(keyPEM)
+			}
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		return nil, source.WithClass(source.ClassParse, errNoCertificates)
+	}
+	return entries, nil
+}
+
+// yamlErrorWithoutContent keeps YAML errors to their line numbers: some
+// quote the offending value, which in a kubeconfig could be key material.
+func yamlErrorWithoutContent(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "`"); i >= 0 {
+		return msg[:i] + "(value omitted)"
+	}
+	return msg
+}

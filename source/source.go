@@ -1,0 +1,68 @@
+// Package source holds what every certificate source shares: the Finding a
+// source reports for one place, and the bounded set of error classes that
+// say why a place could not be read.
+//
+// Sources (source/endpoint, source/files, ...) find certificates; they do not
+// judge them. Judging is the inspect package's job, and turning findings and
+// judgements into metrics is the collector's.
+package source
+
+import (
+	"crypto"
+	"crypto/x509"
+	"time"
+)
+
+// Kinds of source, used as the value of the "source" label.
+const (
+	KindEndpoint = "endpoint"
+	KindFile     = "file"
+)
+
+// Place names where certificates were found. Source, Target and Key are the
+// identity labels of every series about the place; Labels are the user's
+// extra labels from the configuration.
+type Place struct {
+	Source string // KindEndpoint, KindFile, ...
+	Target string // host:port, file path, ...
+	Key    string // sub-location inside the target (keystore alias, kubeconfig user), "" when none
+	Labels map[string]string
+}
+
+// TLSState is what a TLS handshake told us about an endpoint.
+type TLSState struct {
+	Version           string // "TLS 1.3"
+	CipherSuite       string
+	HandshakeDuration time.Duration
+	ServerName        string // the name sent as SNI and used for hostname verification
+}
+
+// Finding is everything one source learned about one place during one
+// collection: the certificates in the order they were presented or stored,
+// the public halves of private keys stored beside them (never the private
+// keys themselves), or the error that prevented reading them.
+type Finding struct {
+	Place
+	Certs []*x509.Certificate
+	// KeyPublics are the public keys of private keys found with the
+	// certificates; the inspector checks that one of them matches the leaf.
+	KeyPublics []crypto.PublicKey
+	// Verify says how the chain at this place is to be verified.
+	Verify VerifyParams
+	TLS    *TLSState // endpoints only
+	Err    error     // nil when Certs were read; wrap with Classify for the class
+}
+
+// VerifyParams carries the verification settings of the place's module or
+// file entry to the inspector.
+type VerifyParams struct {
+	Roots   *x509.CertPool // nil means the system roots
+	Extra   []*x509.Certificate
+	DNSName string // hostname to verify, endpoints only
+	// ServerAuth requires the serverAuth extended key usage (endpoints);
+	// files hold client and server certificates alike, so they accept any.
+	ServerAuth bool
+	// RootsID identifies Roots for caching verdicts ("system" or the CA
+	// file's content hash).
+	RootsID string
+}
