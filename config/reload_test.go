@@ -1,0 +1,96 @@
+package config
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestReloadKeepsOldConfigOnError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("endpoints:\n  - targets: [\"a.example:443\"]\n")
+	reg := prometheus.NewRegistry()
+	applied := make(chan *Config, 10)
+	r, err := NewReloader(path, slog.New(slog.DiscardHandler), reg, func(c *Config) { applied <- c })
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-applied
+	if v := testutil.ToFloat64(r.success); v != 1 {
+		t.Fatalf("success = %v after first load", v)
+	}
+	firstTS := testutil.ToFloat64(r.successTime)
+
+	// A broken file: the old config stays, the gauge drops to 0, the handler says 500.
+	write("endpoints:\n  - targets: [\"no-port\"]\n")
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("reload of a broken file answered %d", rec.Code)
+	}
+	if v := testutil.ToFloat64(r.success); v != 0 {
+		t.Errorf("success = %v after a failed reload", v)
+	}
+	if got := r.Current().Endpoints[0].Targets[0]; got != "a.example:443" {
+		t.Errorf("running config changed to %q", got)
+	}
+	if len(applied) != 0 {
+		t.Error("a broken config was applied")
+	}
+
+	// GET is refused.
+	rec = httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/-/reload", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET answered %d", rec.Code)
+	}
+
+	// Fixed file via SIGHUP.
+	time.Sleep(10 * time.Millisecond)
+	write("endpoints:\n  - targets: [\"b.example:443\"]\n")
+	ctx := t.Context()
+	r.WatchSignals(ctx)
+	time.Sleep(50 * time.Millisecond) // let signal.Notify take effect
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-applied:
+		if got := c.Endpoints[0].Targets[0]; got != "b.example:443" {
+			t.Errorf("applied %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGHUP did not reload")
+	}
+	if v := testutil.ToFloat64(r.success); v != 1 {
+		t.Errorf("success = %v after a good reload", v)
+	}
+	if ts := testutil.ToFloat64(r.successTime); ts <= firstTS {
+		t.Errorf("success timestamp did not advance: %v <= %v", ts, firstTS)
+	}
+}
+
+func TestNewReloaderFailsOnInvalidFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewReloader(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(*Config) {}); err == nil {
+		t.Fatal("expected an error")
+	}
+}
