@@ -5,11 +5,13 @@
 #
 # It installs what the tests need first, and reuses what is already there:
 #   - Debian packages for the real STARTTLS daemons (.ci/install-test-deps.sh, as root)
-#   - promtool, built once into a versioned folder under $CERTWATCH_TOOLS
+#   - promtool, prometheus and amtool, built once into versioned folders under
+#     $CERTWATCH_TOOLS (default ~/.cache/certwatch/tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROMETHEUS_VERSION=v0.316.0
+ALERTMANAGER_VERSION=v0.34.2
 TOOLS="${CERTWATCH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/certwatch/tools}"
 FUZZTIME="${CERTWATCH_FUZZTIME:-10s}"
 
@@ -24,14 +26,20 @@ if [ -x .ci/install-test-deps.sh ]; then
 	fi
 fi
 
-step "promtool ${PROMETHEUS_VERSION}"
-promdir="$TOOLS/prometheus-${PROMETHEUS_VERSION}"
-if [ ! -x "$promdir/promtool" ]; then
-	mkdir -p "$promdir"
-	echo "building promtool once into $promdir (several minutes on a cold module cache)"
-	GOFLAGS= GOBIN="$promdir" go install "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_VERSION}"
-fi
-export PATH="$promdir:$PATH"
+# Go-built tools, each built once into a versioned folder and reused.
+install_tool() { # folder binary package@version
+	local dir="$TOOLS/$1"
+	if [ ! -x "$dir/$2" ]; then
+		mkdir -p "$dir"
+		echo "building $2 once into $dir (minutes on a cold module cache)"
+		GOFLAGS= GOBIN="$dir" go install "$3"
+	fi
+	export PATH="$dir:$PATH"
+}
+step "test tools: promtool and prometheus ${PROMETHEUS_VERSION}, amtool ${ALERTMANAGER_VERSION}"
+install_tool "prometheus-${PROMETHEUS_VERSION}" promtool "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_VERSION}"
+install_tool "prometheus-${PROMETHEUS_VERSION}" prometheus "github.com/prometheus/prometheus/cmd/prometheus@${PROMETHEUS_VERSION}"
+install_tool "alertmanager-${ALERTMANAGER_VERSION}" amtool "github.com/prometheus/alertmanager/cmd/amtool@${ALERTMANAGER_VERSION}"
 promtool --version >/dev/null
 
 step "gofmt and go vet"

@@ -1,0 +1,84 @@
+// Package alerts holds certwatch's Prometheus alert rules, their promtool
+// unit tests and an example Alertmanager configuration; this test runs the
+// real promtool and amtool over them.
+package alerts
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRulesCheck(t *testing.T) {
+	out, err := exec.Command(tool(t, "promtool"), "check", "rules", "certwatch.rules.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+// TestRulesUnitTests runs the promtool unit tests: every alert fires for its
+// fixture with the expected labels and annotations, and not for healthy ones.
+func TestRulesUnitTests(t *testing.T) {
+	out, err := exec.Command(tool(t, "promtool"), "test", "rules", "tests/certwatch.test.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestEveryAlertIsTested keeps the unit tests and the rules in step.
+func TestEveryAlertIsTested(t *testing.T) {
+	rules, err := os.ReadFile("certwatch.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile("tests/certwatch.test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runbook, err := os.ReadFile("../docs/runbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(rules), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "- alert: ")
+		if !ok {
+			continue
+		}
+		n++
+		if !strings.Contains(string(tests), "alertname: "+name+"\n") {
+			t.Errorf("alert %s has no promtool unit test", name)
+		}
+		if !strings.Contains(string(runbook), "## "+name+"\n") {
+			t.Errorf("alert %s has no runbook section", name)
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d alerts found", n)
+	}
+}
+
+func TestAlertmanagerExample(t *testing.T) {
+	out, err := exec.Command(tool(t, "amtool"), "check-config", "alertmanager.example.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
+}
+
+// tool finds a test tool on $PATH (scripts/test.sh puts the pinned versions
+// there) or in $GOPATH/bin.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Fatalf("%s not found: run ./scripts/test.sh, which installs it", name)
+	return ""
+}
