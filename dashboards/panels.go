@@ -1,0 +1,212 @@
+package dashboards
+
+import "strconv"
+
+const (
+	day  = 86400
+	week = 7 * day
+)
+
+func sourceVariable() obj {
+	return variable("source", "Source", `label_values(certwatch_target_success{job=~"$job", instance=~"$instance"}, source)`, true)
+}
+
+// ---- overview: the dashboard a person on call opens first ----
+
+func overview() dashboard {
+	s := `{job=~"$job", instance=~"$instance", source=~"$source"}`
+	notAfter := "certwatch_cert_not_after_timestamp_seconds" + s
+	left := "(" + notAfter + " - time())"
+	between := func(lo, hi int) string {
+		return joined("count(", left, " > ", itoa(lo), " and ", left, " <= ", itoa(hi), ") or vector(0)")
+	}
+	targetLink := obj{"matcher": obj{"id": "byName", "options": "target"}, "properties": []obj{{"id": "links", "value": []obj{{
+		"title": "Open this target",
+		"url":   "/d/certwatch-target/certwatch-target?${datasource:queryparam}&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}&var-source=${__data.fields.source}&var-target=${__data.fields.target}",
+	}}}}}
+	return dashboard{
+		uid:         "certwatch-overview",
+		title:       "Overview",
+		description: "What expires when, what is broken, and which targets certwatch cannot read.",
+		variables:   append(commonVariables(), sourceVariable()),
+		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
+		panels: []panel{
+			stat("Certificates", "Certificates certwatch watches.", "count("+notAfter+") or vector(0)", "none", 4, nil),
+			stat("Expire within 7 days", "Certificates that expire within 7 days.", between(0, week), "none", 4, steps("green", 1, "red")),
+			stat("Expire within 30 days", "Certificates that expire within 30 days.", between(0, 30*day), "none", 4, steps("green", 1, "orange")),
+			stat("Expired", "Certificates past their not-after.", "count("+notAfter+" <= time()) or vector(0)", "none", 4, steps("green", 1, "red")),
+			stat("Invalid chains", "Places whose chain does not verify.", `count(certwatch_chain_valid`+s+` == 0) or vector(0)`, "none", 4, steps("green", 1, "red")),
+			stat("Failing targets", "Targets certwatch cannot read or probe.", `count(certwatch_target_success`+s+` == 0) or vector(0)`, "none", 4, steps("green", 1, "orange")),
+			{
+				kind: "table", title: "Soonest expiries", unit: "s", w: 24, h: 10,
+				description: "The 100 certificates that expire first, with the verdict on their chain. Click a target for its detail.",
+				queries: []query{{
+					expr:    joined("bottomk(100, ", left, " + on (job, instance, source, target, key) group_left (reason) (0 * certwatch_chain_valid", s, "))"),
+					instant: true, table: true,
+				}},
+				transformations: []obj{organize(
+					map[string]string{"Value": "Time left", "subject_cn": "Subject", "issuer_cn": "Issuer", "reason": "Verdict", "key": "Key", "index": "Position"},
+					[]string{"source", "target", "key", "index", "subject_cn", "issuer_cn", "Value", "reason"})},
+				options:    obj{"showHeader": true, "sortBy": []obj{{"displayName": "Time left", "desc": false}}, "cellHeight": "sm"},
+				thresholds: steps("red", 0, "orange", week, "yellow", 30*day, "green"),
+				overrides: []obj{targetLink,
+					{"matcher": obj{"id": "byName", "options": "Time left"}, "properties": []obj{{"id": "custom.cellOptions", "value": obj{"type": "color-background"}}}}},
+			},
+			{
+				kind: "table", title: "Invalid chains", unit: "none", w: 12, h: 8,
+				description: "Places whose chain does not verify, and why (see the runbook for each reason).",
+				queries:     []query{{expr: "certwatch_chain_valid" + s + " == 0", instant: true, table: true}},
+				transformations: []obj{organize(map[string]string{"reason": "Reason", "key": "Key"},
+					[]string{"source", "target", "key", "reason"}, "Value")},
+				overrides: []obj{targetLink},
+			},
+			{
+				kind: "table", title: "Failing targets", unit: "none", w: 12, h: 8,
+				description: "Targets certwatch cannot read or probe, with the error class.",
+				queries: []query{{expr: joined("(certwatch_target_success", s, " == 0) * on (job, instance, source, target) group_left (class) max by (job, instance, source, target, class) (certwatch_target_error_info", s, ")"),
+					instant: true, table: true}},
+				transformations: []obj{organize(map[string]string{"class": "Error class"}, []string{"source", "target", "class"}, "Value")},
+				overrides:       []obj{targetLink},
+			},
+			{
+				kind: "bargauge", title: "Certificates by time to expiry", unit: "none", w: 12, h: 8,
+				description: "How many certificates expire in each period from now.",
+				queries: []query{
+					{expr: "count(" + notAfter + " <= time()) or vector(0)", legend: "expired", instant: true},
+					{expr: between(0, day), legend: "< 1 day", instant: true},
+					{expr: between(day, week), legend: "1-7 days", instant: true},
+					{expr: between(week, 30*day), legend: "7-30 days", instant: true},
+					{expr: between(30*day, 90*day), legend: "30-90 days", instant: true},
+					{expr: "count(" + left + " > " + itoa(90*day) + ") or vector(0)", legend: "> 90 days", instant: true},
+				},
+				options: obj{"orientation": "horizontal", "displayMode": "basic", "showUnfilled": true,
+					"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}},
+			},
+			{
+				kind: "timeseries", title: "Time until the next chain breaks", unit: "s", w: 12, h: 8,
+				description: "The earliest chain expiry across all places, per source, over time: a drop is a renewal missed, a jump a renewal done.",
+				queries:     []query{{expr: "min by (source) (certwatch_chain_not_after_timestamp_seconds" + s + " - time())", legend: "{{source}}"}},
+			},
+		},
+	}
+}
+
+// ---- target: one target's chain and probe history ----
+
+func target() dashboard {
+	t := `{job=~"$job", instance=~"$instance", source=~"$source", target="$target"}`
+	targetVar := variable("target", "Target", `label_values(certwatch_target_success{job=~"$job", instance=~"$instance", source=~"$source"}, target)`, false)
+	okMap := []obj{{"type": "value", "options": obj{"0": obj{"text": "FAILING", "color": "red"}, "1": obj{"text": "OK", "color": "green"}}}}
+	dateCol := func(name string) obj {
+		return obj{"matcher": obj{"id": "byName", "options": name}, "properties": []obj{{"id": "unit", "value": "dateTimeAsIso"}}}
+	}
+	return dashboard{
+		uid:         "certwatch-target",
+		title:       "Target",
+		description: "One endpoint or file: its chain with each certificate's dates and attributes, its verdict, and its probe history.",
+		variables:   append(commonVariables(), sourceVariable(), targetVar),
+		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
+		panels: []panel{
+			{kind: "stat", title: "Read or probed", unit: "none", w: 4, h: 4, mappings: okMap,
+				description: "Whether certwatch could read or probe the target at the last scrape.",
+				queries:     []query{{expr: "certwatch_target_success" + t, instant: true}},
+				thresholds:  steps("red", 1, "green"),
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "background", "graphMode": "none", "textMode": "value"}},
+			{kind: "stat", title: "Error class", unit: "none", w: 4, h: 4,
+				description: "Why the target failed; empty when it did not.",
+				queries:     []query{{expr: "certwatch_target_error_info" + t, legend: "{{class}}", instant: true}},
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "none", "graphMode": "none", "textMode": "name"}},
+			{kind: "stat", title: "Chain verdict", unit: "none", w: 6, h: 4,
+				description: "The verdict on each chain at the target (one per keystore alias or kubeconfig entry).",
+				queries:     []query{{expr: "certwatch_chain_valid" + t, legend: "{{key}} {{reason}}", instant: true}},
+				thresholds:  steps("red", 1, "green"),
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "background", "graphMode": "none", "textMode": "name"}},
+			stat("Chain breaks in", "Time until the earliest expiry in the chain the target relies on.",
+				"min(certwatch_chain_not_after_timestamp_seconds"+t+") - time()", "s", 5, steps("red", week, "orange", 30*day, "green")),
+			{kind: "stat", title: "TLS version", unit: "none", w: 5, h: 4,
+				description: "TLS version and cipher suite negotiated with the endpoint.",
+				queries:     []query{{expr: "certwatch_tls_version_info" + t, legend: "{{version}} {{cipher}}", instant: true}},
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "none", "graphMode": "none", "textMode": "name"}},
+			{
+				kind: "table", title: "Chain", unit: "none", w: 24, h: 9,
+				description: "Each certificate as presented (endpoints) or stored (files): position 0 is the leaf.",
+				queries: []query{
+					{expr: "certwatch_cert_info" + t, instant: true, table: true},
+					{expr: "certwatch_cert_not_before_timestamp_seconds" + t + " * 1000", instant: true, table: true},
+					{expr: "certwatch_cert_not_after_timestamp_seconds" + t + " * 1000", instant: true, table: true},
+					{expr: "certwatch_cert_not_after_timestamp_seconds" + t + " - time()", instant: true, table: true},
+				},
+				transformations: []obj{
+					{"id": "merge", "options": obj{}},
+					organize(map[string]string{"Value #B": "Not before", "Value #C": "Not after", "Value #D": "Time left",
+						"subject": "Subject", "issuer": "Issuer", "serial": "Serial", "dns_names": "DNS names", "uris": "URIs",
+						"key_algorithm": "Key", "key_bits": "Bits", "signature_algorithm": "Signature", "is_ca": "CA", "index": "Position"},
+						[]string{"key", "index", "subject", "issuer", "Value #B", "Value #C", "Value #D", "dns_names", "ip_addresses", "uris",
+							"key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed", "serial", "fingerprint_sha256"},
+						"Value #A", "source", "target", "subject_cn", "issuer_cn", "email_addresses"),
+				},
+				options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Position", "desc": false}}, "cellHeight": "sm"},
+				overrides: []obj{dateCol("Not before"), dateCol("Not after"),
+					{"matcher": obj{"id": "byName", "options": "Time left"}, "properties": []obj{{"id": "unit", "value": "s"}}}},
+			},
+			{kind: "timeseries", title: "Read or probed over time", unit: "none", w: 8, h: 8,
+				description: "1 when the scrape could read or probe the target.",
+				queries:     []query{{expr: "certwatch_target_success" + t, legend: "{{target}}"}}},
+			{kind: "timeseries", title: "TLS handshake duration", unit: "s", w: 8, h: 8,
+				description: "Duration of the TLS handshake (after TCP connect and STARTTLS).",
+				queries:     []query{{expr: "certwatch_tls_handshake_duration_seconds" + t, legend: "{{target}}"}}},
+			{kind: "timeseries", title: "Time to expiry per certificate", unit: "s", w: 8, h: 8,
+				description: "A renewal shows as a jump up.",
+				queries:     []query{{expr: "certwatch_cert_not_after_timestamp_seconds" + t + " - time()", legend: "{{key}} #{{index}} {{subject_cn}}"}}},
+		},
+	}
+}
+
+// ---- exporter: certwatch's own health ----
+
+func exporter() dashboard {
+	s := `{job=~"$job", instance=~"$instance"}`
+	okMap := []obj{{"type": "value", "options": obj{"0": obj{"text": "FAILED", "color": "red"}, "1": obj{"text": "OK", "color": "green"}}}}
+	return dashboard{
+		uid:         "certwatch-exporter",
+		title:       "Exporter",
+		description: "certwatch's own health: collectors, configuration reloads, resources.",
+		variables:   commonVariables(),
+		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
+		panels: []panel{
+			{kind: "stat", title: "Up", unit: "none", w: 4, h: 4, mappings: okMap, thresholds: steps("red", 1, "green"),
+				description: "Whether Prometheus can scrape certwatch.",
+				queries:     []query{{expr: "up" + s, legend: "{{instance}}", instant: true}},
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "background", "graphMode": "none", "textMode": "value"}},
+			{kind: "stat", title: "Last reload", unit: "none", w: 4, h: 4, mappings: okMap, thresholds: steps("red", 1, "green"),
+				description: "Whether the last configuration load succeeded.",
+				queries:     []query{{expr: "certwatch_config_last_reload_successful" + s, legend: "{{instance}}", instant: true}},
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "background", "graphMode": "none", "textMode": "value"}},
+			stat("Configuration loaded", "When the running configuration was loaded.", "max(certwatch_config_last_reload_success_timestamp_seconds"+s+") * 1000", "dateTimeFromNow", 6, nil),
+			{kind: "stat", title: "Version", unit: "none", w: 10, h: 4,
+				description: "certwatch version and revision.",
+				queries:     []query{{expr: "certwatch_build_info" + s, legend: "{{version}} ({{revision}})", instant: true}},
+				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "none", "graphMode": "none", "textMode": "name"}},
+			{kind: "timeseries", title: "Collector duration", unit: "s", w: 12, h: 8,
+				description: "Time each collector took per scrape; compare with the scrape timeout.",
+				queries:     []query{{expr: "certwatch_collector_duration_seconds" + s, legend: "{{instance}} {{collector}}"}}},
+			{kind: "timeseries", title: "Collector success", unit: "none", w: 12, h: 8,
+				description: "0 when a collector failed or was cut short by the scrape deadline.",
+				queries:     []query{{expr: "certwatch_collector_success" + s, legend: "{{instance}} {{collector}}"}}},
+			{kind: "timeseries", title: "Failing targets by error class", unit: "none", w: 12, h: 8,
+				description: "Targets certwatch cannot read, by why.",
+				queries:     []query{{expr: "count by (class) (certwatch_target_error_info" + s + ")", legend: "{{class}}"}}},
+			{kind: "timeseries", title: "Scrape duration and size", unit: "s", w: 12, h: 8,
+				description: "How long Prometheus' scrape of certwatch took.",
+				queries:     []query{{expr: "scrape_duration_seconds" + s, legend: "{{instance}}"}}},
+			{kind: "timeseries", title: "Resident memory", unit: "bytes", w: 12, h: 8,
+				description: "certwatch's resident memory.",
+				queries:     []query{{expr: "process_resident_memory_bytes" + s, legend: "{{instance}}"}}},
+			{kind: "timeseries", title: "Goroutines", unit: "none", w: 12, h: 8,
+				description: "Flat in a healthy exporter; growth means leaked probes.",
+				queries:     []query{{expr: "go_goroutines" + s, legend: "{{instance}}"}}},
+		},
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

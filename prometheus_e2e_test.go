@@ -1,0 +1,329 @@
+package main
+
+// The alert rules and dashboards proven against the real thing: certwatch
+// runs against servers and files built to trip each alert, a real Prometheus
+// scrapes it and evaluates the shipped rules, and every dashboard query and
+// every alert expression is run through Prometheus' HTTP API.
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certwatch/certwatch/dashboards"
+	"github.com/certwatch/certwatch/internal/testpki"
+)
+
+type promResult struct {
+	Metric map[string]string `json:"metric"`
+}
+
+type promClient struct{ base string }
+
+func (c promClient) query(t *testing.T, expr string) ([]promResult, error) {
+	t.Helper()
+	resp, err := http.Get(c.base + "/api/v1/query?query=" + url.QueryEscape(expr))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string          `json:"resultType"`
+			Result     json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", body, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query failed: %s", r.Error)
+	}
+	if r.Data.ResultType == "scalar" {
+		return []promResult{{}}, nil
+	}
+	var results []promResult
+	err = json.Unmarshal(r.Data.Result, &results)
+	return results, err
+}
+
+func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
+	prometheus := findTool(t, "prometheus")
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	now := time.Now()
+	day := 24 * time.Hour
+
+	// One place per alert, plus healthy ones that must stay silent.
+	healthy := testpki.NewChain(t, testpki.Options{})
+	ca := healthy.Root
+	inter := healthy.Intermediate
+	leaf := func(o testpki.Options) *testpki.Cert {
+		o.CommonName, o.DNSNames = "localhost", []string{"localhost"}
+		return testpki.New(t, inter, o)
+	}
+	serve := func(c *testpki.Cert, maxVersion uint16, chain ...*testpki.Cert) string {
+		if len(chain) == 0 {
+			chain = []*testpki.Cert{inter}
+		}
+		cert := testpki.TLSCertificate(c, chain...)
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: maxVersion}
+		if maxVersion != 0 {
+			cfg.MinVersion = maxVersion // Go servers refuse TLS 1.0 and 1.1 unless told otherwise
+		}
+		return tlsServerWith(t, cfg)
+	}
+	addrs := map[string]string{
+		"healthy":   serve(healthy.Leaf, 0),
+		"shortlife": serve(leaf(testpki.Options{NotBefore: now.Add(-30 * time.Minute), NotAfter: now.Add(30 * time.Minute)}), 0),
+		"expired":   serve(leaf(testpki.Options{NotBefore: now.Add(-90 * day), NotAfter: now.Add(-time.Hour)}), 0),
+		"expiring":  serve(leaf(testpki.Options{NotBefore: now.Add(-80 * day), NotAfter: now.Add(10 * day)}), 0),
+		"soon":      serve(leaf(testpki.Options{NotBefore: now.Add(-89 * day), NotAfter: now.Add(day)}), 0),
+		"notyet":    serve(leaf(testpki.Options{NotBefore: now.Add(day), NotAfter: now.Add(91 * day)}), 0),
+		"legacy":    serve(leaf(testpki.Options{}), tls.VersionTLS10),
+		"refused":   freePort(t),
+	}
+	stranger := testpki.NewChain(t, testpki.Options{})
+	addrs["untrusted"] = serve(stranger.Leaf, 0, stranger.Intermediate)
+	shortInter := testpki.New(t, ca, testpki.Options{CommonName: "short intermediate", IsCA: true, NotAfter: now.Add(20 * day)})
+	shortLeaf := testpki.New(t, shortInter, testpki.Options{CommonName: "localhost", DNSNames: []string{"localhost"}, NotAfter: now.Add(60 * day)})
+	addrs["shortchain"] = serve(shortLeaf, 0, shortInter)
+
+	writeFile(t, filepath.Join(dir, "ca.pem"), testpki.PEM(ca))
+	weak := testpki.New(t, nil, testpki.Options{CommonName: "old weak root", IsCA: true, KeyType: "rsa1024"})
+	writeFile(t, filepath.Join(dir, "files", "weak.pem"), testpki.PEM(weak))
+	writeFile(t, filepath.Join(dir, "files", "service.pem"), testpki.PEM(healthy.Leaf, inter))
+
+	var targets []string
+	names := map[string]string{} // address -> fixture name
+	for name, a := range addrs {
+		targets = append(targets, fmt.Sprintf("%q", a))
+		names[a] = name
+	}
+	sort.Strings(targets)
+	writeFile(t, filepath.Join(dir, "certwatch.yml"), []byte(fmt.Sprintf(`
+modules:
+  default:
+    timeout: 2s
+    tls:
+      ca_file: ca.pem
+      server_name: localhost
+endpoints:
+  - targets: [%s]
+    labels: {team: web}
+files:
+  - paths: ["files/*.pem"]
+    ca_file: ca.pem
+`, strings.Join(targets, ", "))))
+	cw := startExporter(t, bin, filepath.Join(dir, "certwatch.yml"))
+
+	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := freePort(t)
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), []byte(fmt.Sprintf(`
+global:
+  scrape_interval: 2s
+  scrape_timeout: 1900ms
+  evaluation_interval: 2s
+rule_files: [%q]
+scrape_configs:
+  - job_name: certwatch
+    static_configs:
+      - targets: [%q]
+`, rules, cw.addr)))
+	prom := exec.Command(prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
+	var promLog strings.Builder
+	prom.Stdout, prom.Stderr = &promLog, &promLog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = prom.Process.Kill()
+		_ = prom.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
+	pc := promClient{base: "http://" + promAddr}
+
+	// Poll until Prometheus has scraped certwatch at least twice.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		res, err := pc.query(t, `count_over_time(certwatch_build_info[1m]) >= 2`)
+		if err == nil && len(res) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not scrape certwatch in time (last error: %v)", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	t.Run("rules loaded healthy", func(t *testing.T) {
+		resp, err := http.Get(pc.base + "/api/v1/rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Groups []struct {
+					Rules []struct {
+						Name      string `json:"name"`
+						Health    string `json:"health"`
+						LastError string `json:"lastError"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, g := range r.Data.Groups {
+			for _, rule := range g.Rules {
+				n++
+				if rule.Health == "err" {
+					t.Errorf("rule %s: %s", rule.Name, rule.LastError)
+				}
+			}
+		}
+		if n < 10 {
+			t.Errorf("only %d rules loaded", n)
+		}
+	})
+
+	t.Run("every dashboard query returns data", func(t *testing.T) {
+		qs, err := dashboards.Queries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			res, err := pc.query(t, dashboards.ExpandVariables(q.Expr))
+			if err != nil {
+				t.Errorf("%s / %s: %v\n%s", q.Dashboard, q.Panel, err, q.Expr)
+				continue
+			}
+			if len(res) == 0 {
+				t.Errorf("%s / %s returns no data:\n%s", q.Dashboard, q.Panel, q.Expr)
+			}
+		}
+	})
+
+	t.Run("every alert expression returns exactly its fixtures", func(t *testing.T) {
+		want := map[string][]string{
+			"CertwatchCertificateExpired":        {"expired"},
+			"CertwatchCertificateExpiringSoon":   {"soon"},
+			"CertwatchCertificateExpiring":       {"expiring", "soon"},
+			"CertwatchCertificateRenewalOverdue": {"expiring", "soon"},
+			"CertwatchCertificateNotYetValid":    {"notyet"},
+			"CertwatchChainExpiresBeforeLeaf":    {"shortchain"},
+			"CertwatchChainInvalid":              {"untrusted"},
+			"CertwatchWeakCrypto":                {"files/weak.pem"},
+			"CertwatchLegacyTLSVersion":          {"legacy"},
+			"CertwatchTargetFailing":             {"refused"},
+			"CertwatchCollectorFailing":          nil,
+			"CertwatchConfigReloadFailed":        nil,
+			"CertwatchExporterDown":              nil,
+		}
+		for name, expr := range alertExpressions(t, rules) {
+			expected, ok := want[name]
+			if !ok {
+				t.Errorf("alert %s has no expectation in this test", name)
+				continue
+			}
+			res, err := pc.query(t, expr)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			var got []string
+			for _, r := range res {
+				target := r.Metric["target"]
+				if n, ok := names[target]; ok {
+					target = n
+				} else if rel, err := filepath.Rel(dir, target); err == nil && !strings.HasPrefix(rel, "..") {
+					target = rel
+				}
+				got = append(got, target)
+			}
+			sort.Strings(got)
+			got = slices.Compact(got)
+			if !slices.Equal(got, expected) {
+				t.Errorf("%s matched %v, want %v", name, got, expected)
+			}
+		}
+	})
+}
+
+// alertExpressions reads the shipped rule file.
+func alertExpressions(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				out[r.Alert] = r.Expr
+			}
+		}
+	}
+	return out
+}
+
+// tlsServerWith serves with the given TLS configuration until the test ends.
+func tlsServerWith(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.(*tls.Conn).Handshake()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
