@@ -1,11 +1,13 @@
 package inspect
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,9 +141,13 @@ func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.Public
 		return v
 	}
 
+	// Only what the place presented builds the chain: intermediates known
+	// from elsewhere (p.Extra, other places) are what tells an incomplete
+	// chain from an unknown authority when this fails, so they must not
+	// quietly complete it.
 	opts := x509.VerifyOptions{
 		Roots:         p.Roots,
-		Intermediates: poolOf(certs[1:], p.Extra, nil),
+		Intermediates: poolOf(certs[1:]),
 		DNSName:       p.DNSName,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
@@ -152,7 +158,7 @@ func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.Public
 	chains, err := leaf.Verify(opts)
 	if err != nil {
 		v.ChainNotAfter = earliestNotAfter(certs)
-		v.Reason, v.Detail = in.classify(err, certs, opts, now)
+		v.Reason, v.Detail = in.classify(err, certs, p.Extra, opts, now)
 		return v
 	}
 	chain := longestLived(chains)
@@ -183,7 +189,7 @@ func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.Public
 
 // classify turns a verification error into a reason, probing further where
 // crypto/x509 folds several causes into "unknown authority".
-func (in *Inspector) classify(err error, certs []*x509.Certificate, opts x509.VerifyOptions, now time.Time) (Reason, string) {
+func (in *Inspector) classify(err error, certs, extra []*x509.Certificate, opts x509.VerifyOptions, now time.Time) (Reason, string) {
 	detail := err.Error()
 	var invalid x509.CertificateInvalidError
 	var hostname x509.HostnameError
@@ -217,17 +223,23 @@ func (in *Inspector) classify(err error, certs []*x509.Certificate, opts x509.Ve
 			return ReasonWeakSignature, detail
 		}
 	}
-	// Would it verify with intermediates the server did not send but that we
-	// know from the CA file or from other places? Then the chain is incomplete.
 	in.mu.Lock()
 	known := make([]*x509.Certificate, 0, len(in.intermediates))
 	for _, c := range in.intermediates {
 		known = append(known, c)
 	}
 	in.mu.Unlock()
+	// crypto/x509 reports an issuer that may not issue certificates (no CA
+	// basic constraints, no keyCertSign) as an unknown authority.
+	if child, issuer := nonCAIssuer(certs, slices.Concat(certs, extra, known)); issuer != nil {
+		return ReasonInvalidUsage, fmt.Sprintf("%q is signed by %q, which may not issue certificates: %s",
+			child.Subject.CommonName, issuer.Subject.CommonName, detail)
+	}
+	// Would it verify with intermediates the server did not send but that we
+	// know from the CA file or from other places? Then the chain is incomplete.
 	retry := opts
-	retry.Intermediates = poolOf(certs[1:], nil, known)
-	if len(known) > 0 {
+	retry.Intermediates = poolOf(certs[1:], extra, known)
+	if len(extra)+len(known) > 0 {
 		if _, err := certs[0].Verify(retry); err == nil {
 			return ReasonIncompleteChain, "the presented chain lacks an intermediate: " + detail
 		}
@@ -237,6 +249,32 @@ func (in *Inspector) classify(err error, certs []*x509.Certificate, opts x509.Ve
 		return ReasonIncompleteChain, fmt.Sprintf("the presented chain ends at %q, whose issuer was not sent: %s", top.Subject.CommonName, detail)
 	}
 	return ReasonUnknownAuthority, detail
+}
+
+// nonCAIssuer finds a certificate among certs whose signature verifies with
+// the key of a candidate that is not allowed to issue certificates.
+func nonCAIssuer(certs, candidates []*x509.Certificate) (child, issuer *x509.Certificate) {
+	for _, c := range certs {
+		for _, p := range candidates {
+			if bytes.Equal(p.Raw, c.Raw) || !bytes.Equal(c.RawIssuer, p.RawSubject) || mayIssue(p) {
+				continue
+			}
+			if p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil {
+				return c, p
+			}
+		}
+	}
+	return nil, nil
+}
+
+// mayIssue mirrors crypto/x509's rule for a parent certificate: CA basic
+// constraints (absent ones are tolerated only before v3) and, when a key
+// usage is given, keyCertSign.
+func mayIssue(c *x509.Certificate) bool {
+	if c.Version == 3 && !c.BasicConstraintsValid || c.BasicConstraintsValid && !c.IsCA {
+		return false
+	}
+	return c.KeyUsage == 0 || c.KeyUsage&x509.KeyUsageCertSign != 0
 }
 
 func judgeAnchors(certs []*x509.Certificate, now time.Time) (Reason, string) {

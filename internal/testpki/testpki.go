@@ -5,16 +5,21 @@ package testpki
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -35,14 +40,26 @@ type Options struct {
 	NotBefore   time.Time
 	NotAfter    time.Time
 	IsCA        bool
-	KeyType     string // "ecdsa" (default, P-256), "ecdsa384", "rsa2048", "rsa1024", "rsa4096"
-	SigAlg      x509.SignatureAlgorithm
-	ExtKeyUsage []x509.ExtKeyUsage // default serverAuth+clientAuth for leaves
+	KeyType     string                  // "ecdsa" (default, P-256), "ecdsa384", "rsa2048", "rsa1024", "rsa4096", "ed25519"
+	SigAlg      x509.SignatureAlgorithm // e.g. x509.SHA1WithRSA or x509.ECDSAWithSHA1 for a weak signature
+	ExtKeyUsage []x509.ExtKeyUsage      // default serverAuth+clientAuth for leaves
 	// NoBasicConstraints leaves out basicConstraints (a non-CA "intermediate").
 	NoBasicConstraints bool
 	Serial             *big.Int
 	IssuerURL          string // AIA caIssuers
+	// Emails are rfc822Name subject alternative names.
+	Emails []string
+	// Key, when set, is used instead of a fresh key (KeyType is then ignored),
+	// for certificates that must share a key (renewals, key-match checks).
+	Key crypto.Signer
+	// PadBytes adds a non-critical private extension of about that many
+	// bytes, to make large certificates (and huge TLS Certificate messages).
+	PadBytes int
 }
+
+// oidPadding is a private-use OID (under the "example" arc of RFC 7229's
+// id-TEST) for the padding extension; nothing interprets it.
+var oidPadding = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 13, 1}
 
 // NewKey returns a private key of the given type (see Options.KeyType).
 func NewKey(t testing.TB, keyType string) crypto.Signer {
@@ -60,6 +77,8 @@ func NewKey(t testing.TB, keyType string) crypto.Signer {
 		k, err = rsa.GenerateKey(rand.Reader, 2048)
 	case "rsa4096":
 		k, err = rsa.GenerateKey(rand.Reader, 4096)
+	case "ed25519":
+		_, k, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		t.Fatalf("unknown key type %q", keyType)
 	}
@@ -69,12 +88,25 @@ func NewKey(t testing.TB, keyType string) crypto.Signer {
 	return k
 }
 
-var serialCounter = big.NewInt(0x1000)
+var (
+	serialMu      sync.Mutex // parallel tests issue certificates concurrently
+	serialCounter = big.NewInt(0x1000)
+)
+
+func nextSerial() *big.Int {
+	serialMu.Lock()
+	defer serialMu.Unlock()
+	serialCounter.Add(serialCounter, big.NewInt(1))
+	return new(big.Int).Set(serialCounter)
+}
 
 // New issues a certificate signed by parent, or self-signed when parent is nil.
 func New(t testing.TB, parent *Cert, o Options) *Cert {
 	t.Helper()
-	key := NewKey(t, o.KeyType)
+	key := o.Key
+	if key == nil {
+		key = NewKey(t, o.KeyType)
+	}
 	now := time.Now()
 	if o.NotBefore.IsZero() {
 		o.NotBefore = now.Add(-time.Hour)
@@ -84,8 +116,7 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 	}
 	serial := o.Serial
 	if serial == nil {
-		serialCounter.Add(serialCounter, big.NewInt(1))
-		serial = new(big.Int).Set(serialCounter)
+		serial = nextSerial()
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -94,6 +125,7 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 		NotAfter:              o.NotAfter,
 		DNSNames:              o.DNSNames,
 		IPAddresses:           o.IPs,
+		EmailAddresses:        o.Emails,
 		BasicConstraintsValid: !o.NoBasicConstraints,
 		IsCA:                  o.IsCA,
 		SignatureAlgorithm:    o.SigAlg,
@@ -107,6 +139,13 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 	}
 	if o.IssuerURL != "" {
 		tmpl.IssuingCertificateURL = []string{o.IssuerURL}
+	}
+	if o.PadBytes > 0 {
+		pad, err := asn1.Marshal(make([]byte, o.PadBytes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidPadding, Value: pad})
 	}
 	if o.IsCA {
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
@@ -187,4 +226,27 @@ func Pool(certs ...*Cert) *x509.CertPool {
 		p.AddCert(c.Cert)
 	}
 	return p
+}
+
+// WriteFile writes data to name inside dir (created if needed) and returns
+// the file's path. Private keys are written with mode 0600.
+func WriteFile(t testing.TB, dir, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Certs returns the x509 certificates of generated certificates, in order.
+func Certs(certs ...*Cert) []*x509.Certificate {
+	out := make([]*x509.Certificate, 0, len(certs))
+	for _, c := range certs {
+		out = append(out, c.Cert)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/certwatch/certwatch/source"
 )
@@ -31,7 +32,7 @@ func (m *module) dial(ctx context.Context, target string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, source.WithClass(source.Infer(err, source.ClassRefused), fmt.Errorf("connecting to %s: %w", addr, err))
+		return nil, source.WithClass(inferClass(err, source.ClassRefused), fmt.Errorf("connecting to %s: %w", addr, err))
 	}
 	return conn, nil
 }
@@ -41,7 +42,7 @@ func (m *module) dial(ctx context.Context, target string) (net.Conn, error) {
 func resolve(ctx context.Context, host, preferred string, fallback bool) (net.IP, error) {
 	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	if err != nil {
-		return nil, source.WithClass(source.Infer(err, source.ClassDNS), fmt.Errorf("resolving %s: %w", host, err))
+		return nil, source.WithClass(inferClass(err, source.ClassDNS), fmt.Errorf("resolving %s: %w", host, err))
 	}
 	var other net.IP
 	for _, a := range addrs {
@@ -72,7 +73,7 @@ func (m *module) dialProxy(ctx context.Context, target string) (net.Conn, error)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", proxyAddr)
 	if err != nil {
-		class := source.Infer(err, source.ClassProxy)
+		class := inferClass(err, source.ClassProxy)
 		if class != source.ClassTimeout {
 			class = source.ClassProxy
 		}
@@ -81,11 +82,19 @@ func (m *module) dialProxy(ctx context.Context, target string) (net.Conn, error)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
+	// As in handshake: cancellation unblocks the CONNECT exchange too.
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if m.proxy.Scheme == "https" {
 		tc := tls.Client(conn, &tls.Config{ServerName: m.proxy.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, source.Errorf(source.ClassProxy, "TLS to proxy %s: %w", proxyAddr, err)
+			class := source.ClassProxy
+			if inferClass(err, "") == source.ClassTimeout {
+				class = source.ClassTimeout // as for a plain proxy that does not answer
+			}
+			return nil, source.Errorf(class, "TLS to proxy %s: %w", proxyAddr, err)
 		}
 		conn = tc
 	}
@@ -101,13 +110,13 @@ func (m *module) dialProxy(ctx context.Context, target string) (net.Conn, error)
 	}
 	if err := req.Write(conn); err != nil {
 		conn.Close()
-		return nil, source.WithClass(source.Infer(err, source.ClassProxy), fmt.Errorf("proxy %s: sending CONNECT: %w", proxyAddr, err))
+		return nil, source.WithClass(inferClass(err, source.ClassProxy), fmt.Errorf("proxy %s: sending CONNECT: %w", proxyAddr, err))
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		conn.Close()
-		return nil, source.WithClass(source.Infer(err, source.ClassProxy), fmt.Errorf("proxy %s: reading CONNECT response: %w", proxyAddr, err))
+		return nil, source.WithClass(inferClass(err, source.ClassProxy), fmt.Errorf("proxy %s: reading CONNECT response: %w", proxyAddr, err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -5,12 +5,14 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -93,17 +95,35 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 }
 
 // rootsFromPEM splits a CA file into trust anchors and the intermediates it
-// also carries (handy to tell an incomplete chain from an unknown one).
+// also carries (handy to tell an incomplete chain from an unknown one). An
+// intermediate whose issuer is in the file too is not an anchor: trusting it
+// directly would let a server that omits it verify. One whose issuer is not
+// in the file was put there to be trusted (a pinned intermediate) and stays.
 func rootsFromPEM(data []byte) (*x509.CertPool, []*x509.Certificate) {
+	certs := parsePEMCerts(data)
 	pool := x509.NewCertPool()
 	var extra []*x509.Certificate
-	for _, c := range parsePEMCerts(data) {
-		pool.AddCert(c)
+	for _, c := range certs {
 		if c.IsCA && !inspect.IsSelfSigned(c) {
 			extra = append(extra, c)
+			if issuerIn(c, certs) {
+				continue
+			}
 		}
+		pool.AddCert(c)
 	}
 	return pool, extra
+}
+
+// issuerIn reports whether one of certs (other than c) signed c.
+func issuerIn(c *x509.Certificate, certs []*x509.Certificate) bool {
+	for _, p := range certs {
+		if !bytes.Equal(p.Raw, c.Raw) && bytes.Equal(c.RawIssuer, p.RawSubject) &&
+			p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Targets returns how many endpoints are configured.
@@ -279,13 +299,24 @@ var allCipherSuites = func() []uint16 {
 // classifyPhase classifies an error from a protocol phase: time-outs are
 // timeouts wherever they happen; anything else is the phase's own class.
 func classifyPhase(err error, class source.Class, phase string) error {
-	if c := source.Infer(err, ""); c == source.ClassTimeout {
+	if c := inferClass(err, ""); c == source.ClassTimeout {
 		return source.Errorf(source.ClassTimeout, "%s: %w", phase, err)
 	}
-	if strings.Contains(err.Error(), "exceeds maximum") { // crypto/tls refuses handshake messages over 64 KiB
+	if strings.Contains(err.Error(), "exceeds maximum") { // crypto/tls refuses handshake messages over 64 KiB (256 KiB for Certificate)
 		return source.Errorf(source.ClassTooLarge, "%s: %w", phase, err)
 	}
 	return source.WithClass(class, fmt.Errorf("%s: %w", phase, err))
+}
+
+// inferClass is source.Infer with a cancelled context counted as a timeout:
+// the caller stopped waiting (a scrape abandoned, the exporter stopping), as
+// a deadline does. Without this a cancelled dial reads "refused" and a
+// cancelled handshake "handshake", blaming the server.
+func inferClass(err error, fallback source.Class) source.Class {
+	if errors.Is(err, context.Canceled) {
+		return source.ClassTimeout
+	}
+	return source.Infer(err, fallback)
 }
 
 func isIP(host string) bool { return net.ParseIP(strings.Trim(host, "[]")) != nil }

@@ -1,0 +1,4 @@
+package endpoint
+
+// ReadReplyForTest exposes readReply to the external tests.
+var ReadReplyForTest = readReply
