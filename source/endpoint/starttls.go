@@ -65,25 +65,40 @@ func readLine(r *bufio.Reader) (string, error) {
 	return strings.TrimRight(string(line), "\r\n"), nil
 }
 
-// readReply reads a three-digit reply (SMTP, FTP), following "123-" continuation lines.
+// readReply reads a three-digit reply (SMTP, FTP). A multi-line reply starts
+// with "123-" and ends with a line starting "123 "; lines between may be free
+// text (RFC 959 section 4.2), which SMTP servers never send but FTP servers do.
 func readReply(r *bufio.Reader) (code string, lines []string, err error) {
 	for range maxReplyLines {
 		line, err := readLine(r)
 		if err != nil {
 			return "", lines, err
 		}
-		if len(line) < 3 {
-			return "", lines, fmt.Errorf("malformed reply %q", truncate(line))
-		}
 		lines = append(lines, line)
-		if len(line) == 3 || line[3] == ' ' {
-			return line[:3], lines, nil
+		if code == "" { // the first line
+			if len(line) < 3 || !isDigits(line[:3]) || (len(line) > 3 && line[3] != ' ' && line[3] != '-') {
+				return "", lines, fmt.Errorf("malformed reply %q", truncate(line))
+			}
+			if len(line) == 3 || line[3] == ' ' {
+				return line[:3], lines, nil
+			}
+			code = line[:3]
+			continue
 		}
-		if line[3] != '-' {
-			return "", lines, fmt.Errorf("malformed reply %q", truncate(line))
+		if line == code || strings.HasPrefix(line, code+" ") {
+			return code, lines, nil
 		}
 	}
 	return "", lines, fmt.Errorf("reply longer than %d lines", maxReplyLines)
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func startSMTP(w io.Writer, r *bufio.Reader) error {
@@ -106,7 +121,7 @@ func startSMTP(w io.Writer, r *bufio.Reader) error {
 	}
 	offered := false
 	for _, l := range lines {
-		if len(l) > 4 && strings.EqualFold(strings.Fields(l[4:]+" x")[0], "STARTTLS") {
+		if len(l) > 4 && strings.EqualFold(strings.Fields(l[4:] + " x")[0], "STARTTLS") {
 			offered = true
 		}
 	}
@@ -201,7 +216,7 @@ var ldapStartTLSRequest = func() []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(msg *cryptobyte.Builder) {
 		msg.AddASN1Int64(1)
-		msg.AddASN1(cbasn1.Tag(0x40 | 23).Constructed(), func(req *cryptobyte.Builder) {
+		msg.AddASN1(cbasn1.Tag(0x40|23).Constructed(), func(req *cryptobyte.Builder) {
 			req.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(oid *cryptobyte.Builder) {
 				oid.AddBytes([]byte("1.3.6.1.4.1.1466.20037"))
 			})
@@ -224,7 +239,7 @@ func startLDAP(w io.Writer, r *bufio.Reader) error {
 	var id int64
 	var code int
 	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1Integer(&id) ||
-		!seq.ReadASN1(&resp, cbasn1.Tag(0x40 | 24).Constructed()) || !resp.ReadASN1Enum(&code) {
+		!seq.ReadASN1(&resp, cbasn1.Tag(0x40|24).Constructed()) || !resp.ReadASN1Enum(&code) {
 		return fmt.Errorf("%w: not an LDAP ExtendedResponse", errStartTLSRefused)
 	}
 	if code != 0 {
