@@ -1,4 +1,10 @@
-package files
+// Package decode turns the bytes of a certificate container into
+// certificates: PEM (bundles, certificates mixed with keys and other blocks,
+// OpenSSL's TRUSTED CERTIFICATE), DER, PKCS#12/PFX, Java keystores and
+// kubeconfig files, recognised by content. Private keys are parsed only to
+// keep their public halves, for the key-match check. Every source that reads
+// stored certificates (files, Kubernetes objects) decodes with it.
+package decode
 
 import (
 	"bytes"
@@ -6,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,9 +36,41 @@ type entry struct {
 	err        error // a partial read: certs may still hold what was readable
 }
 
-// errNoCertificates marks content that is well-formed but holds no
+// Entry is what Decode found under one key of the input.
+type Entry struct {
+	// Key is the sub-location: a keystore alias, "cluster/NAME" or
+	// "user/NAME" of a kubeconfig; empty for PEM, DER and PKCS#12.
+	Key        string
+	Certs      []*x509.Certificate
+	KeyPublics []crypto.PublicKey
+	// Err is set when the entry could only be partly read: Certs holds what
+	// was readable.
+	Err error
+}
+
+// Decode recognises the format of data and returns every certificate it
+// holds. password (nil when none is configured) opens PKCS#12 and JKS.
+// Errors carry a source.Class; ErrNoCertificates marks well-formed content
+// without certificates (a key, a CSR).
+func Decode(data, password []byte) ([]Entry, error) {
+	entries, err := parse(data, password)
+	out := make([]Entry, len(entries))
+	for i, e := range entries {
+		out[i] = Entry{Key: e.key, Certs: e.certs, KeyPublics: e.keyPublics, Err: e.err}
+	}
+	return out, err
+}
+
+// KeyPublics returns the public halves of the unencrypted private keys in
+// PEM data (a tls.key), and nothing else.
+func KeyPublics(data []byte) []crypto.PublicKey {
+	e, _ := parsePEM(data)
+	return e.keyPublics
+}
+
+// ErrNoCertificates marks content that is well-formed but holds no
 // certificate (a key file, a CSR); directory walks skip such files.
-var errNoCertificates = errors.New("no certificate found")
+var ErrNoCertificates = errors.New("no certificate found")
 
 var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
 
@@ -54,7 +93,7 @@ func parse(data []byte, password []byte) ([]entry, error) {
 		return parseKubeconfig(data)
 	}
 	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
-		return []entry{{certs: certs}}, nil
+		return []entry{{certs: detach(certs)}}, nil
 	}
 	if data[0] == 0x30 { // DER SEQUENCE: PKCS#12 is the remaining candidate
 		e, err := parsePKCS12(data, password)
@@ -70,49 +109,66 @@ func parse(data []byte, password []byte) ([]entry, error) {
 	return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, JKS or kubeconfig file")
 }
 
+var pemBegin = []byte("-----BEGIN ")
+
 func parsePEM(data []byte) (entry, error) {
 	var e entry
 	var problems []string
 	rest := data
-	for {
-		block, next := pem.Decode(rest)
-		if block == nil {
-			if i := bytes.Index(rest, []byte("-----BEGIN ")); i >= 0 {
-				problems = append(problems, "truncated or malformed PEM block")
-			}
+	for n := 1; ; n++ {
+		i := bytes.Index(rest, pemBegin)
+		if i < 0 {
 			break
 		}
-		rest = next
+		// pem.Decode skips a malformed block silently and returns the next
+		// good one, which would hide a corrupt certificate in a bundle; so
+		// each block is decoded on its own, from its BEGIN line to the next.
+		end := len(rest)
+		if j := bytes.Index(rest[i+len(pemBegin):], pemBegin); j >= 0 {
+			end = i + len(pemBegin) + j
+		}
+		block, _ := pem.Decode(rest[i:end])
+		rest = rest[end:]
+		if block == nil {
+			problems = append(problems, fmt.Sprintf("PEM block %d: truncated or malformed PEM block", n))
+			continue
+		}
+		// A parsed certificate keeps pointing into block.Bytes (Raw,
+		// RawTBSCertificate, ...), so only blocks that became certificates
+		// are kept; every other block is wiped, as it may be key material.
+		keep := false
 		switch block.Type {
 		case "CERTIFICATE", "X509 CERTIFICATE":
 			c, err := x509.ParseCertificate(block.Bytes)
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("certificate %d: %v", len(e.certs)+len(problems), err))
-				continue
+				problems = append(problems, fmt.Sprintf("PEM block %d: certificate: %v", n, err))
+				break
 			}
-			e.certs = append(e.certs, c)
+			e.certs, keep = append(e.certs, c), true
 		case "TRUSTED CERTIFICATE":
 			// OpenSSL's trusted form: the certificate followed by trust settings.
 			var raw asn1.RawValue
 			if _, err := asn1.Unmarshal(block.Bytes, &raw); err != nil {
-				problems = append(problems, "trusted certificate: malformed DER")
-				continue
+				problems = append(problems, fmt.Sprintf("PEM block %d: trusted certificate: malformed DER", n))
+				break
 			}
 			c, err := x509.ParseCertificate(raw.FullBytes)
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("trusted certificate: %v", err))
-				continue
+				problems = append(problems, fmt.Sprintf("PEM block %d: trusted certificate: %v", n, err))
+				break
 			}
-			e.certs = append(e.certs, c)
+			e.certs, keep = append(e.certs, c), true
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
 			if _, encrypted := block.Headers["DEK-Info"]; encrypted {
-				continue // cannot compare without the passphrase
+				break // cannot compare without the passphrase
 			}
 			if pub := publicOfPrivateDER(block.Type, block.Bytes); pub != nil {
 				e.keyPublics = append(e.keyPublics, pub)
 			}
 		}
-		clear(block.Bytes) // key bytes do not outlive parsing
+		if !keep {
+			clear(block.Bytes) // key bytes do not outlive parsing
+		}
 	}
 	switch {
 	case len(problems) > 0:
@@ -122,7 +178,7 @@ func parsePEM(data []byte) (entry, error) {
 			return e, e.err
 		}
 	case len(e.certs) == 0:
-		return e, source.WithClass(source.ClassParse, errNoCertificates)
+		return e, source.WithClass(source.ClassParse, ErrNoCertificates)
 	}
 	return e, nil
 }
@@ -153,11 +209,27 @@ func publicOf(key any) crypto.PublicKey {
 	return nil
 }
 
+// detach re-parses certificates from copies of their encodings. A parsed
+// certificate points into the bytes it was parsed from; for DER those are the
+// file's own buffer, which load wipes once parsing is done (it may hold
+// private keys). go-pkcs12 happens to copy today, but does not promise to.
+func detach(certs []*x509.Certificate) []*x509.Certificate {
+	out := make([]*x509.Certificate, 0, len(certs))
+	for _, c := range certs {
+		own, err := x509.ParseCertificate(bytes.Clone(c.Raw))
+		if err != nil { // cannot happen: it parsed a moment ago
+			own = c
+		}
+		out = append(out, own)
+	}
+	return out
+}
+
 func parsePKCS12(data, password []byte) (entry, error) {
 	pw := string(password)
 	key, leaf, cas, err := pkcs12.DecodeChain(data, pw)
 	if err == nil {
-		e := entry{certs: append([]*x509.Certificate{leaf}, cas...)}
+		e := entry{certs: detach(append([]*x509.Certificate{leaf}, cas...))}
 		if pub := publicOf(key); pub != nil {
 			e.keyPublics = []crypto.PublicKey{pub}
 		}
@@ -172,13 +244,19 @@ func parsePKCS12(data, password []byte) (entry, error) {
 	// A trust store (certificates, no key) is PKCS#12 too.
 	certs, tsErr := pkcs12.DecodeTrustStore(data, pw)
 	if tsErr == nil && len(certs) > 0 {
-		return entry{certs: certs}, nil
+		return entry{certs: detach(certs)}, nil
 	}
 	return entry{}, err
 }
 
 func parseJKS(data, password []byte) ([]entry, error) {
-	ks := keystore.New(keystore.WithOrderedAliases())
+	if err := jksWellFormed(data); err != nil {
+		return nil, source.Errorf(source.ClassParse, "Java keystore: %v", err)
+	}
+	// Aliases are looked up exactly as stored: by default keystore-go
+	// lowercases the alias of every lookup but not the aliases it loads, so
+	// an alias with a capital letter would seem to hold nothing.
+	ks := keystore.New(keystore.WithOrderedAliases(), keystore.WithCaseExactAliases())
 	loadErr := ks.Load(bytes.NewReader(data), password)
 	var problem error
 	if loadErr != nil {
@@ -234,9 +312,87 @@ func parseJKS(data, password []byte) ([]entry, error) {
 		if problem != nil {
 			return nil, problem
 		}
-		return nil, source.WithClass(source.ClassParse, errNoCertificates)
+		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
 	}
 	return entries, nil
+}
+
+// jksWellFormed walks a Java keystore's structure and checks that every
+// length and count it declares fits in the data, before keystore-go trusts
+// them: the library allocates whatever a length field says, so a 40-byte
+// file declaring four billion certificates would exhaust memory and kill the
+// process (a fatal error, not a recoverable panic).
+func jksWellFormed(data []byte) error {
+	r := jksReader{b: data}
+	r.skip(4) // magic, checked by the caller
+	version := r.u32()
+	if r.err == nil && version != 1 && version != 2 {
+		return fmt.Errorf("unknown version %d", version)
+	}
+	count := r.u32()
+	// Every step consumes bytes or sets r.err, so the loops end with the data.
+	for i := uint32(0); i < count && r.err == nil; i++ {
+		tag := r.u32()
+		r.skip(int(r.u16())) // alias
+		r.skip(8)            // creation time
+		switch tag {
+		case 1: // private key entry
+			r.skip(int(r.u32())) // encrypted key
+			certs := r.u32()
+			for j := uint32(0); j < certs && r.err == nil; j++ {
+				r.cert(version)
+			}
+		case 2: // trusted certificate entry
+			r.cert(version)
+		default:
+			if r.err == nil {
+				return fmt.Errorf("entry %d: unknown tag %d", i, tag)
+			}
+		}
+	}
+	r.skip(20) // SHA-1 integrity digest
+	return r.err
+}
+
+type jksReader struct {
+	b   []byte
+	err error
+}
+
+func (r *jksReader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.err = errors.New("truncated or malformed")
+		return nil
+	}
+	p := r.b[:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *jksReader) skip(n int) { r.take(n) }
+
+func (r *jksReader) u16() uint16 {
+	if p := r.take(2); p != nil {
+		return binary.BigEndian.Uint16(p)
+	}
+	return 0
+}
+
+func (r *jksReader) u32() uint32 {
+	if p := r.take(4); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (r *jksReader) cert(version uint32) {
+	if version == 2 {
+		r.skip(int(r.u16())) // certificate type
+	}
+	r.skip(int(r.u32()))
 }
 
 // kubeconfig is the part of a kubeconfig file that holds certificates.
@@ -312,7 +468,7 @@ func parseKubeconfig(data []byte) ([]entry, error) {
 		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
-		return nil, source.WithClass(source.ClassParse, errNoCertificates)
+		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
 	}
 	return entries, nil
 }

@@ -19,10 +19,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/source"
+	"github.com/certwatch/certwatch/source/decode"
 )
 
 // Source reads the file groups of one configuration. Build a new one on
@@ -104,6 +106,7 @@ func (s *Source) Collect(ctx context.Context) []source.Finding {
 	}
 
 	results := make([][]source.Finding, len(jobs))
+	done := make([]bool, len(jobs)) // a read file may yield no finding (a key file in a walk)
 	workers := runtime.GOMAXPROCS(0) * 2
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -113,6 +116,7 @@ func (s *Source) Collect(ctx context.Context) []source.Finding {
 			defer wg.Done()
 			for i := range next {
 				results[i] = s.read(jobs[i].path, jobs[i].explicit, jobs[i].g)
+				done[i] = true
 			}
 		}()
 	}
@@ -127,7 +131,7 @@ feed:
 	close(next)
 	wg.Wait()
 	for i, r := range results {
-		if r == nil && ctx.Err() != nil {
+		if !done[i] {
 			r = []source.Finding{s.failure(jobs[i].g, jobs[i].path, source.Errorf(source.ClassTimeout, "scrape deadline reached before the file was read"))}
 		}
 		findings = append(findings, r...)
@@ -148,6 +152,9 @@ func (s *Source) read(path string, explicit bool, g *group) []source.Finding {
 	if err != nil {
 		return []source.Finding{s.failure(g, path, source.WithClass(source.Infer(err, source.ClassUnknown), err))}
 	}
+	if !st.Mode().IsRegular() { // replaced since discovery, by a FIFO for instance: never opened
+		return []source.Finding{s.failure(g, path, notRegular(path, st))}
+	}
 	id := identityOf(st)
 	optsKey := g.verify.RootsID + "|" + hashPassword(g.password)
 	if entries, ok := s.cache.get(path, id, optsKey); ok {
@@ -155,55 +162,61 @@ func (s *Source) read(path string, explicit bool, g *group) []source.Finding {
 	}
 	entries, err := s.load(path, st.Size(), g.password)
 	if err != nil {
-		if !explicit && errors.Is(err, errNoCertificates) {
-			s.logger.Debug("Skipping file without certificates", "target", path)
-			s.cache.put(path, id, optsKey, nil)
-			return nil
-		}
 		// Failures are cached too: a junk file is not re-parsed every scrape.
-		s.cache.put(path, id, optsKey, []entry{{err: err}})
-		return []source.Finding{s.failure(g, path, err)}
+		// A file without certificates is cached as such, not as nothing, so
+		// that findings can still report it when it is named explicitly.
+		entries = []decode.Entry{{Err: err}}
 	}
 	s.cache.put(path, id, optsKey, entries)
 	return s.findings(g, path, entries, explicit)
 }
 
-func (s *Source) findings(g *group, path string, entries []entry, explicit bool) []source.Finding {
+func (s *Source) findings(g *group, path string, entries []decode.Entry, explicit bool) []source.Finding {
 	out := make([]source.Finding, 0, len(entries))
 	for _, e := range entries {
-		if e.err != nil && len(e.certs) == 0 && e.key == "" {
-			if !explicit && errors.Is(e.err, errNoCertificates) {
+		if e.Err != nil && len(e.Certs) == 0 && e.Key == "" {
+			if !explicit && errors.Is(e.Err, decode.ErrNoCertificates) {
+				s.logger.Debug("Skipping file without certificates", "target", path)
 				continue
 			}
-			out = append(out, s.failure(g, path, e.err))
+			out = append(out, s.failure(g, path, e.Err))
 			continue
 		}
 		f := source.Finding{
-			Place:      source.Place{Source: source.KindFile, Target: path, Key: e.key, Labels: g.cfg.Labels},
-			Certs:      e.certs,
-			KeyPublics: e.keyPublics,
+			Place:      source.Place{Source: source.KindFile, Target: path, Key: e.Key, Labels: g.cfg.Labels},
+			Certs:      e.Certs,
+			KeyPublics: e.KeyPublics,
 			Verify:     g.verify,
-			Err:        e.err,
+			Err:        e.Err,
 		}
-		if e.err != nil {
+		if e.Err != nil {
 			s.logger.Warn("Certificate file partly unreadable", "kind", source.KindFile, "target", path,
-				"key", e.key, "class", source.ClassOf(e.err), "err", e.err)
+				"key", e.Key, "class", source.ClassOf(e.Err), "err", e.Err)
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
+// Counters of the files opened and parsed, for tests to tell a cache hit.
+var testLoads, testParses atomic.Int64
+
 // load reads and parses one file, refusing files over the size cap.
-func (s *Source) load(path string, size int64, password []byte) ([]entry, error) {
+func (s *Source) load(path string, size int64, password []byte) ([]decode.Entry, error) {
 	if size > s.maxSize {
 		return nil, source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
 	}
-	f, err := os.Open(path)
+	testLoads.Add(1)
+	// O_NONBLOCK: should the path have become a FIFO since it was checked,
+	// opening it must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return nil, notRegular(path, st)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, s.maxSize+1))
 	if err != nil {
 		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
@@ -211,9 +224,14 @@ func (s *Source) load(path string, size int64, password []byte) ([]entry, error)
 	if int64(len(data)) > s.maxSize { // it grew after the stat
 		return nil, source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
 	}
-	entries, err := parse(data, password)
+	testParses.Add(1)
+	entries, err := decode.Decode(data, password)
 	clear(data) // the file may hold private keys
 	return entries, err
+}
+
+func notRegular(path string, st os.FileInfo) error {
+	return source.Errorf(source.ClassParse, "%s is not a regular file (%s)", path, st.Mode().Type())
 }
 
 func hashPassword(p []byte) string {
@@ -251,13 +269,13 @@ type Cache struct {
 type cached struct {
 	id      identity
 	optsKey string
-	entries []entry
+	entries []decode.Entry
 }
 
 // NewCache returns an empty cache.
 func NewCache() *Cache { return &Cache{entries: map[string]cached{}} }
 
-func (c *Cache) get(path string, id identity, optsKey string) ([]entry, bool) {
+func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[path]
@@ -267,7 +285,7 @@ func (c *Cache) get(path string, id identity, optsKey string) ([]entry, bool) {
 	return e.entries, true
 }
 
-func (c *Cache) put(path string, id identity, optsKey string, entries []entry) {
+func (c *Cache) put(path string, id identity, optsKey string, entries []decode.Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[path] = cached{id: id, optsKey: optsKey, entries: entries}

@@ -87,7 +87,7 @@ func (d *discovery) explicitPath(p string) {
 	case st.IsDir():
 		d.walk(p, "", -1, map[[2]uint64]bool{})
 	default:
-		d.fail(p, source.Errorf(source.ClassParse, "%s is not a regular file (%s)", p, st.Mode().Type()))
+		d.fail(p, notRegular(p, st))
 	}
 }
 

@@ -1,0 +1,85 @@
+package decode
+
+import (
+	"bytes"
+	"crypto/x509"
+	"testing"
+
+	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/source"
+)
+
+// FuzzParse feeds arbitrary bytes to parse, with and without a password.
+// Beyond not panicking (nor exhausting memory), it checks what load relies
+// on: every error carries a file class, success means at least one entry,
+// and the certificates survive the input buffer being wiped.
+//
+//	go test -run='^$' -fuzz=FuzzParse -fuzztime=20s ./source/files/
+func FuzzParse(f *testing.F) {
+	chain := testpki.NewChain(f, testpki.Options{})
+	leaf, inter, root := chain.Leaf, chain.Intermediate, chain.Root
+	pw := []byte("changeit")
+	seeds := [][]byte{
+		testpki.PEM(leaf, inter, root),
+		join(testpki.PEM(leaf), testpki.KeyPEM(f, leaf.Key), []byte("text\n"), testpki.PEM(inter)),
+		testpki.KeyPEMAs(f, leaf.Key, testpki.KeySEC1),
+		testpki.TrustedPEM(f, "root", root),
+		testpki.DER(leaf),
+		testpki.DER(leaf, inter),
+		testpki.PKCS12(f, leaf, certs(inter), string(pw)),
+		testpki.PKCS12(f, leaf, nil, ""),
+		testpki.PKCS12Passwordless(f, leaf, certs(inter)),
+		testpki.PKCS12TrustStore(f, certs(root), ""),
+		testpki.JKS(f, string(pw),
+			testpki.JKSEntry{Alias: "server", Key: leaf.Key, Chain: certs(leaf, inter)},
+			testpki.JKSEntry{Alias: "Root", Chain: certs(root)}),
+		testpki.Kubeconfig(f, []testpki.KubeCluster{{Name: "c", CA: certs(root)}},
+			[]testpki.KubeUser{{Name: "u", Certs: certs(leaf), Key: leaf.Key}}),
+		[]byte("-----BEGIN CERTIFICATE-----\nMIIB\n"),
+		{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1},
+		{0x30, 0x80},
+		{},
+	}
+	for _, s := range seeds {
+		f.Add(s, pw, true)
+		f.Add(s, []byte(nil), false)
+	}
+	f.Fuzz(func(t *testing.T, data, password []byte, withPassword bool) {
+		if !withPassword {
+			password = nil
+		} else if password == nil {
+			password = []byte{}
+		}
+		buf := bytes.Clone(data)
+		entries, err := parse(buf, password)
+		clear(buf) // as load does
+		checkClass := func(what string, err error) {
+			if c := source.ClassOf(err); c != source.ClassParse && c != source.ClassWrongPassword {
+				t.Fatalf("%s: error %q has class %q", what, err, c)
+			}
+		}
+		if err != nil {
+			checkClass("parse", err)
+			if entries != nil {
+				t.Fatalf("parse returned entries with error %v", err)
+			}
+			return
+		}
+		if len(entries) == 0 {
+			t.Fatal("parse returned neither entries nor an error")
+		}
+		for _, e := range entries {
+			if e.err != nil {
+				checkClass("entry "+e.key, e.err)
+			}
+			for i, c := range e.certs {
+				if c == nil {
+					t.Fatalf("entry %q: certificate %d is nil", e.key, i)
+				}
+				if _, err := x509.ParseCertificate(c.Raw); err != nil {
+					t.Fatalf("entry %q: certificate %d no longer parses once the input is wiped: %v", e.key, i, err)
+				}
+			}
+		}
+	})
+}
