@@ -151,8 +151,8 @@ scrape_configs:
 `, rules, cw.addr)))
 	prom := exec.Command(prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
-	var promLog strings.Builder
-	prom.Stdout, prom.Stderr = &promLog, &promLog
+	promLog := &lockedBuffer{}
+	prom.Stdout, prom.Stderr = promLog, promLog
 	if err := prom.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,10 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("SIGHUP did not reload")
 	}
+	// apply runs just before the gauges are set: wait for them.
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(r.success) != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if v := testutil.ToFloat64(r.success); v != 1 {
 		t.Errorf("success = %v after a good reload", v)
 	}
