@@ -226,6 +226,9 @@ func detach(certs []*x509.Certificate) []*x509.Certificate {
 }
 
 func parsePKCS12(data, password []byte) (entry, error) {
+	if err := checkPKCS12Work(data); err != nil {
+		return entry{}, err
+	}
 	pw := string(password)
 	key, leaf, cas, err := pkcs12.DecodeChain(data, pw)
 	if err == nil {
