@@ -110,4 +110,3 @@ func checkAlgorithm(body []byte) error {
 func tooMany(n *big.Int) bool {
 	return n != nil && (n.Sign() < 0 || n.Cmp(big.NewInt(maxPKCS12Iterations)) > 0)
 }
-
