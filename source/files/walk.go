@@ -111,10 +111,9 @@ func (d *discovery) walk(dir, pattern string, depth int, visited map[[2]uint64]b
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		key := [2]uint64{uint64(sys.Dev), sys.Ino} //nolint:unconvert // Dev's type differs by platform
 		if visited[key] {
-			return // reached again through a symlink: a loop, or a second route to the same tree
+			return // reached again through a symlink: a loop, or a second route to a tree already walked
 		}
 		visited[key] = true
-		defer delete(visited, key)
 	}
 	if d.excluded(dir) {
 		return

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -297,5 +298,31 @@ func TestGlobBase(t *testing.T) {
 		if base != tc.base || depth != tc.depth {
 			t.Errorf("globBase(%q) = %q, %d; want %q, %d", tc.pattern, base, depth, tc.base, tc.depth)
 		}
+	}
+}
+
+// TestWalkTreeReachedTwiceOnce: a directory reachable by several symlink
+// routes is walked once, so hostile link layouts cannot multiply the walk.
+func TestWalkTreeReachedTwiceOnce(t *testing.T) {
+	dir := t.TempDir()
+	pem := testpki.PEM(testpki.New(t, nil, testpki.Options{CommonName: "once"}))
+	testpki.WriteFile(t, dir, "real/x.pem", pem)
+	// Ten levels, each with two links to the next: 2^10 routes to the bottom.
+	prev := filepath.Join(dir, "real")
+	for i := range 10 {
+		level := filepath.Join(dir, fmt.Sprintf("level%d", i))
+		if err := os.MkdirAll(level, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"a", "b"} {
+			if err := os.Symlink(prev, filepath.Join(level, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prev = level
+	}
+	found, problems := discover([]string{prev}, nil)
+	if len(problems) != 0 || len(found) != 1 {
+		t.Fatalf("found %d files (%v), problems %v; want the one file once", len(found), found, problems)
 	}
 }
