@@ -27,6 +27,7 @@ import (
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
+	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
 )
 
 // defaultListenAddress uses a port none of the peer exporters use
@@ -39,6 +40,7 @@ func main() {
 	configCheck := app.Flag("config.check", "Validate the configuration file, print the result and exit.").Bool()
 	timeoutOffset := app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("500ms").Duration()
 	metricsPath := app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	kubeFlags := kubeclient.AddFlags(app)
 	toolkitFlags := kingpinflag.AddFlags(app, defaultListenAddress)
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)
@@ -66,10 +68,13 @@ func main() {
 	)
 	exporter := collector.New(logger, inspect.NewInspector(nil), *timeoutOffset)
 	fileCache := files.NewCache()
+	kube := kubeclient.NewRunner(kubeFlags, logger)
+	defer kube.Stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) {
 		exporter.Update(&collector.Sources{
-			Endpoints: endpoint.New(cfg, logger),
-			Files:     files.New(cfg, fileCache, logger),
+			Endpoints:  endpoint.New(cfg, logger),
+			Files:      files.New(cfg, fileCache, logger),
+			Kubernetes: kube.Apply(cfg.Kubernetes),
 		})
 	})
 	if err != nil {
@@ -86,7 +91,13 @@ func main() {
 	mux.Handle("/probe", exporter.ProbeHandler())
 	mux.Handle("/-/reload", reloader.Handler())
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Healthy\n")) })
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Ready\n")) })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !exporter.Ready() {
+			http.Error(w, "Kubernetes caches not synced yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("Ready\n"))
+	})
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "certwatch",

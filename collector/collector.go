@@ -24,13 +24,18 @@ import (
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
+	"github.com/certwatch/certwatch/source/kubernetes"
 )
 
 // Sources are the sources of one configuration.
 type Sources struct {
-	Endpoints *endpoint.Prober
-	Files     *files.Source
+	Endpoints  *endpoint.Prober
+	Files      *files.Source
+	Kubernetes *kubernetes.Source // nil when the configuration has no kubernetes section
 }
+
+// collectorKubernetes names the Kubernetes collector in the exporter's own metrics.
+const collectorKubernetes = "kubernetes"
 
 // Exporter serves /metrics and /probe from the current sources.
 type Exporter struct {
@@ -136,6 +141,12 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		{source.KindEndpoint, s.sources.Endpoints.CollectAll},
 		{source.KindFile, s.sources.Files.Collect},
 	}
+	if s.sources.Kubernetes != nil {
+		runs = append(runs, struct {
+			name string
+			run  func(context.Context) []source.Finding
+		}{collectorKubernetes, s.sources.Kubernetes.Collect})
+	}
 	results := make([]result, len(runs))
 	var wg sync.WaitGroup
 	for i, r := range runs {
@@ -156,6 +167,16 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		em.collectorStatus(r.name, r.ok, r.took)
 		em.findings(r.findings)
 	}
+	if k := s.sources.Kubernetes; k != nil {
+		em.kubernetesStatus(k.Statuses())
+	}
+}
+
+// Ready reports whether the sources can serve complete answers: the
+// Kubernetes informers, when configured, have completed their first list.
+func (e *Exporter) Ready() bool {
+	s := e.sources.Load()
+	return s != nil && (s.Kubernetes == nil || s.Kubernetes.Synced())
 }
 
 // guard runs a source, turning a panic into a failed collection rather than

@@ -10,6 +10,7 @@ import (
 
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
+	"github.com/certwatch/certwatch/source/kubernetes"
 )
 
 // Metric names and help texts. They are an API: dashboards, alerts and users
@@ -26,6 +27,10 @@ const (
 	nameHandshake      = "certwatch_tls_handshake_duration_seconds"
 	nameCollectorTime  = "certwatch_collector_duration_seconds"
 	nameCollectorOK    = "certwatch_collector_success"
+	nameKubeSynced     = "certwatch_kubernetes_informer_synced"
+	nameKubeWatchErrs  = "certwatch_kubernetes_watch_errors_total"
+	helpKubeSynced     = "Whether the Kubernetes informer has completed its first list (1) or not yet (0); namespace is empty for cluster-wide informers."
+	helpKubeWatchErrs  = "List and watch failures of the Kubernetes informer, by error class (permission for RBAC denials)."
 	helpCertNotAfter   = "Unix time after which the certificate is no longer valid."
 	helpCertNotBefore  = "Unix time before which the certificate is not yet valid."
 	helpCertInfo       = "Attributes of the certificate that change across renewals (value is always 1)."
@@ -82,6 +87,24 @@ func (em *emitter) gauge(name, help string, fixed []string, values []string, ext
 func (em *emitter) collectorStatus(name string, ok bool, took time.Duration) {
 	em.gauge(nameCollectorTime, helpCollectorTime, []string{"collector"}, []string{name}, nil, took.Seconds())
 	em.gauge(nameCollectorOK, helpCollectorOK, []string{"collector"}, []string{name}, nil, boolValue(ok))
+}
+
+// kubernetesStatus emits the health of every Kubernetes informer.
+func (em *emitter) kubernetesStatus(statuses []kubernetes.Status) {
+	for _, st := range statuses {
+		em.gauge(nameKubeSynced, helpKubeSynced, []string{"resource", "namespace"}, []string{st.Resource, st.Namespace}, nil, boolValue(st.Synced))
+		for _, class := range source.Classes {
+			n, ok := st.WatchErrors[class]
+			if !ok && class != source.ClassPermission {
+				continue // permission is always present, so "RBAC denied" alerts have a series to match
+			}
+			m, err := prometheus.NewConstMetric(em.e.descs.get(nameKubeWatchErrs, helpKubeWatchErrs, []string{"resource", "namespace", "class"}),
+				prometheus.CounterValue, n, st.Resource, st.Namespace, string(class))
+			if err == nil {
+				em.ch <- m
+			}
+		}
+	}
 }
 
 // findings emits the metrics of every place. A target with several keys

@@ -24,6 +24,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // DefaultModuleName is the module used by endpoints that name none. It exists
@@ -46,7 +47,7 @@ var StartTLSProtocols = []string{"smtp", "imap", "pop3", "ftp", "ldap", "postgre
 var ReservedLabels = []string{"source", "target", "key", "index", "subject_cn", "issuer_cn", "reason",
 	"class", "version", "cipher", "collector", "serial", "fingerprint_sha256", "dns_names", "ip_addresses",
 	"uris", "email_addresses", "key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed",
-	"subject", "issuer", "module", "job", "instance"}
+	"subject", "issuer", "module", "job", "instance", "kube_namespace", "certmanager_certificate"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -54,6 +55,8 @@ type Config struct {
 	Modules   map[string]Module `yaml:"modules"`
 	Endpoints []EndpointGroup   `yaml:"endpoints"`
 	Files     []FileGroup       `yaml:"files"`
+	// Kubernetes enables the Kubernetes source when present.
+	Kubernetes *Kubernetes `yaml:"kubernetes"`
 
 	// Path is the file the configuration came from; relative paths inside it
 	// were resolved against its directory.
@@ -110,6 +113,58 @@ type FileGroup struct {
 	CAFile string            `yaml:"ca_file"`
 	Labels map[string]string `yaml:"labels"`
 }
+
+// Kubernetes says which Kubernetes objects hold certificates to watch.
+type Kubernetes struct {
+	Secrets    *SecretWatch    `yaml:"secrets"`
+	ConfigMaps *ConfigMapWatch `yaml:"configmaps"`
+	// Webhooks watches the caBundle of every Validating and Mutating
+	// WebhookConfiguration webhook.
+	Webhooks bool `yaml:"webhooks"`
+	// APIServices watches the caBundle of aggregated APIServices.
+	APIServices bool `yaml:"apiservices"`
+	// CRDs watches the caBundle of CustomResourceDefinition conversion webhooks.
+	CRDs bool `yaml:"crds"`
+	// CAFile holds the roots that certificates without a ca.crt beside them
+	// are verified against; system roots when empty.
+	CAFile string            `yaml:"ca_file"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+// Selection narrows which namespaced objects are watched.
+type Selection struct {
+	// Namespaces to watch; all when empty.
+	Namespaces        []string `yaml:"namespaces"`
+	ExcludeNamespaces []string `yaml:"exclude_namespaces"`
+	// LabelSelector in the kubectl syntax ("app=web,tier!=db").
+	LabelSelector string `yaml:"label_selector"`
+}
+
+// SecretWatch selects Secrets and the keys that hold certificates.
+type SecretWatch struct {
+	Selection `yaml:",inline"`
+	// Types of Secret to watch; default kubernetes.io/tls.
+	Types []string `yaml:"types"`
+	// KeyPatterns are globs over data keys read in Secrets of other types
+	// than kubernetes.io/tls (whose tls.crt and ca.crt are always read).
+	KeyPatterns []string `yaml:"key_patterns"`
+	// PasswordKey names the data key that holds the password of PKCS#12 and
+	// JKS values in the same Secret.
+	PasswordKey string `yaml:"password_key"`
+}
+
+// ConfigMapWatch selects ConfigMaps and the keys that hold certificates.
+type ConfigMapWatch struct {
+	Selection   `yaml:",inline"`
+	KeyPatterns []string `yaml:"key_patterns"`
+}
+
+// Default key patterns.
+var (
+	DefaultSecretTypes          = []string{"kubernetes.io/tls"}
+	DefaultSecretKeyPatterns    = []string{"*.crt", "*.pem", "*.p12", "*.pfx", "*.jks"}
+	DefaultConfigMapKeyPatterns = []string{"*.crt", "*.pem"}
+)
 
 // Duration is a time.Duration written as Prometheus writes them ("30s", "1m", "1d").
 type Duration time.Duration
@@ -225,6 +280,19 @@ func (c *Config) applyDefaults() {
 		}
 		c.Modules[name] = m
 	}
+	if k := c.Kubernetes; k != nil {
+		if k.Secrets != nil {
+			if len(k.Secrets.Types) == 0 {
+				k.Secrets.Types = DefaultSecretTypes
+			}
+			if len(k.Secrets.KeyPatterns) == 0 {
+				k.Secrets.KeyPatterns = DefaultSecretKeyPatterns
+			}
+		}
+		if k.ConfigMaps != nil && len(k.ConfigMaps.KeyPatterns) == 0 {
+			k.ConfigMaps.KeyPatterns = DefaultConfigMapKeyPatterns
+		}
+	}
 	for i := range c.Endpoints {
 		if c.Endpoints[i].Module == "" {
 			c.Endpoints[i].Module = DefaultModuleName
@@ -249,6 +317,9 @@ func (c *Config) resolvePaths(base string) {
 		for j := range f.Paths {
 			f.Paths[j] = abs(f.Paths[j])
 		}
+	}
+	if c.Kubernetes != nil {
+		c.Kubernetes.CAFile = abs(c.Kubernetes.CAFile)
 	}
 }
 
@@ -353,7 +424,46 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		validateLabels(f.Labels, append(at, "labels"), fail)
 	}
+	if k := c.Kubernetes; k != nil {
+		at := []any{"kubernetes"}
+		if k.Secrets == nil && k.ConfigMaps == nil && !k.Webhooks && !k.APIServices && !k.CRDs {
+			fail(at, "enables nothing: set secrets, configmaps, webhooks, apiservices or crds")
+		}
+		if k.CAFile != "" {
+			if _, err := LoadCAFile(k.CAFile); err != nil {
+				fail(append(at, "ca_file"), "%v", err)
+			}
+		}
+		if k.Secrets != nil {
+			validateSelection(k.Secrets.Selection, append(at, "secrets"), fail)
+			for i, p := range k.Secrets.KeyPatterns {
+				if !doublestar.ValidatePattern(p) {
+					fail(append(at, "secrets", "key_patterns", i), "invalid glob %q", p)
+				}
+			}
+		}
+		if k.ConfigMaps != nil {
+			validateSelection(k.ConfigMaps.Selection, append(at, "configmaps"), fail)
+			for i, p := range k.ConfigMaps.KeyPatterns {
+				if !doublestar.ValidatePattern(p) {
+					fail(append(at, "configmaps", "key_patterns", i), "invalid glob %q", p)
+				}
+			}
+		}
+		validateLabels(k.Labels, append(at, "labels"), fail)
+	}
 	return errors.Join(errs...)
+}
+
+func validateSelection(s Selection, at []any, fail func([]any, string, ...any)) {
+	if s.LabelSelector != "" {
+		if _, err := labels.Parse(s.LabelSelector); err != nil {
+			fail(append(at, "label_selector"), "%v", err)
+		}
+	}
+	if len(s.Namespaces) > 0 && len(s.ExcludeNamespaces) > 0 {
+		fail(at, "namespaces and exclude_namespaces exclude each other")
+	}
 }
 
 func validateLabels(labels map[string]string, at []any, fail func([]any, string, ...any)) {

@@ -1,0 +1,245 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/source"
+)
+
+// Resources as they appear in the exporter's own metrics and in RBAC rules.
+const (
+	ResourceSecrets           = "secrets"
+	ResourceConfigMaps        = "configmaps"
+	ResourceValidatingWebhook = "validatingwebhookconfigurations"
+	ResourceMutatingWebhook   = "mutatingwebhookconfigurations"
+	ResourceAPIServices       = "apiservices"
+	ResourceCRDs              = "customresourcedefinitions"
+)
+
+var (
+	apiServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: ResourceAPIServices}
+	crdGVR        = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: ResourceCRDs}
+)
+
+func (s *Source) buildInformers() {
+	if sw := s.cfg.Secrets; sw != nil {
+		// One type can be selected by the API server; several are filtered here.
+		fieldSelector := ""
+		if len(sw.Types) == 1 {
+			fieldSelector = fields.OneTermEqualSelector("type", sw.Types[0]).String()
+		}
+		for _, ns := range namespacesOf(sw.Selection) {
+			lw := &cache.ListWatch{
+				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+					o.LabelSelector, o.FieldSelector = sw.LabelSelector, fieldSelector
+					return s.client.CoreV1().Secrets(ns).List(ctx, o)
+				},
+				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+					o.LabelSelector, o.FieldSelector = sw.LabelSelector, fieldSelector
+					return s.client.CoreV1().Secrets(ns).Watch(ctx, o)
+				},
+			}
+			s.addWatch(ResourceSecrets, ns, lw, s.client, &corev1.Secret{}, KindSecret, s.transformSecret)
+		}
+	}
+	if cw := s.cfg.ConfigMaps; cw != nil {
+		for _, ns := range namespacesOf(cw.Selection) {
+			lw := &cache.ListWatch{
+				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+					o.LabelSelector = cw.LabelSelector
+					return s.client.CoreV1().ConfigMaps(ns).List(ctx, o)
+				},
+				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+					o.LabelSelector = cw.LabelSelector
+					return s.client.CoreV1().ConfigMaps(ns).Watch(ctx, o)
+				},
+			}
+			s.addWatch(ResourceConfigMaps, ns, lw, s.client, &corev1.ConfigMap{}, KindConfigMap, s.transformConfigMap)
+		}
+	}
+	if s.cfg.Webhooks {
+		vw := s.client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+		s.addWatch(ResourceValidatingWebhook, "", &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return vw.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return vw.Watch(ctx, o)
+			},
+		}, s.client, &admissionv1.ValidatingWebhookConfiguration{}, KindValidatingWebhook, s.transformValidating)
+		mw := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+		s.addWatch(ResourceMutatingWebhook, "", &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return mw.List(ctx, o)
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				return mw.Watch(ctx, o)
+			},
+		}, s.client, &admissionv1.MutatingWebhookConfiguration{}, KindMutatingWebhook, s.transformMutating)
+	}
+	if s.cfg.APIServices {
+		s.addDynamicWatch(ResourceAPIServices, apiServiceGVR, KindAPIService, []string{"spec", "caBundle"})
+	}
+	if s.cfg.CRDs {
+		s.addDynamicWatch(ResourceCRDs, crdGVR, KindCRD, []string{"spec", "conversion", "webhook", "clientConfig", "caBundle"})
+	}
+}
+
+func namespacesOf(sel config.Selection) []string {
+	if len(sel.Namespaces) == 0 {
+		return []string{metav1.NamespaceAll}
+	}
+	return sel.Namespaces
+}
+
+// addWatch builds an informer whose transform parses each new version of an
+// object and strips it, and whose delete handler forgets it.
+func (s *Source) addWatch(resource, namespace string, lw *cache.ListWatch, client any, example runtime.Object, kind string, transform func(any) any) {
+	// The client says whether it supports streaming lists (test fakes do not).
+	informer := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example, cache.SharedIndexInformerOptions{})
+	w := &informerWatch{resource: resource, namespace: namespace, informer: informer}
+	_ = informer.SetTransform(func(obj any) (any, error) { return transform(obj), nil })
+	_ = informer.SetWatchErrorHandlerWithContext(s.watchErrorHandler(w))
+	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if m, err := meta.Accessor(obj); err == nil {
+				s.forget(objectKey(kind, m.GetNamespace(), m.GetName()))
+			}
+		},
+	})
+	s.watches = append(s.watches, w)
+}
+
+func (s *Source) addDynamicWatch(resource string, gvr schema.GroupVersionResource, kind string, caBundlePath []string) {
+	ri := s.dyn.Resource(gvr)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return ri.Watch(ctx, o)
+		},
+	}
+	s.addWatch(resource, "", lw, s.dyn, &unstructured.Unstructured{}, kind, func(obj any) any {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj
+		}
+		s.store(objectKey(kind, "", u.GetName()), u.GetResourceVersion(), func() []source.Finding {
+			bundle, _, _ := unstructured.NestedString(u.Object, caBundlePath...)
+			return s.caBundleFindings(kind, u.GetName(), "", u, bundle, true)
+		})
+		// Keep metadata only.
+		stripped := &unstructured.Unstructured{Object: map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind()}}
+		stripped.SetName(u.GetName())
+		stripped.SetUID(u.GetUID())
+		stripped.SetResourceVersion(u.GetResourceVersion())
+		return stripped
+	})
+}
+
+func (s *Source) transformSecret(obj any) any {
+	sec, ok := obj.(*corev1.Secret)
+	if !ok {
+		return obj
+	}
+	sw := s.cfg.Secrets
+	s.store(objectKey(KindSecret, sec.Namespace, sec.Name), sec.ResourceVersion, func() []source.Finding {
+		if s.namespaceExcluded(sw.Selection, sec.Namespace) || !typeSelected(sw.Types, string(sec.Type)) {
+			return nil
+		}
+		return s.secretFindings(sec)
+	})
+	stripMeta(&sec.ObjectMeta)
+	sec.Data, sec.StringData = nil, nil
+	return sec
+}
+
+func (s *Source) transformConfigMap(obj any) any {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj
+	}
+	s.store(objectKey(KindConfigMap, cm.Namespace, cm.Name), cm.ResourceVersion, func() []source.Finding {
+		if s.namespaceExcluded(s.cfg.ConfigMaps.Selection, cm.Namespace) {
+			return nil
+		}
+		return s.configMapFindings(cm)
+	})
+	stripMeta(&cm.ObjectMeta)
+	cm.Data, cm.BinaryData = nil, nil
+	return cm
+}
+
+func (s *Source) transformValidating(obj any) any {
+	c, ok := obj.(*admissionv1.ValidatingWebhookConfiguration)
+	if !ok {
+		return obj
+	}
+	s.store(objectKey(KindValidatingWebhook, "", c.Name), c.ResourceVersion, func() []source.Finding {
+		var out []source.Finding
+		for _, w := range c.Webhooks {
+			out = append(out, s.caBundleFindings(KindValidatingWebhook, c.Name, w.Name, c, string(w.ClientConfig.CABundle), false)...)
+		}
+		return out
+	})
+	stripMeta(&c.ObjectMeta)
+	c.Webhooks = nil
+	return c
+}
+
+func (s *Source) transformMutating(obj any) any {
+	c, ok := obj.(*admissionv1.MutatingWebhookConfiguration)
+	if !ok {
+		return obj
+	}
+	s.store(objectKey(KindMutatingWebhook, "", c.Name), c.ResourceVersion, func() []source.Finding {
+		var out []source.Finding
+		for _, w := range c.Webhooks {
+			out = append(out, s.caBundleFindings(KindMutatingWebhook, c.Name, w.Name, c, string(w.ClientConfig.CABundle), false)...)
+		}
+		return out
+	})
+	stripMeta(&c.ObjectMeta)
+	c.Webhooks = nil
+	return c
+}
+
+// stripMeta drops what the cache does not need: annotations (kubectl's
+// last-applied-configuration holds a whole Secret's data) and managed fields.
+func stripMeta(m *metav1.ObjectMeta) {
+	m.Annotations = nil
+	m.ManagedFields = nil
+	m.Labels = nil
+}
+
+func typeSelected(types []string, t string) bool {
+	for _, want := range types {
+		if want == t {
+			return true
+		}
+	}
+	return false
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "very short watch")
+}

@@ -1,0 +1,310 @@
+// Package kubernetes is the source that finds certificates in Kubernetes:
+// Secrets (kubernetes.io/tls and others by key pattern, PKCS#12 and JKS
+// values included), ConfigMaps, and the caBundle fields of webhook
+// configurations, APIServices and CRD conversion webhooks.
+//
+// It watches with client-go informers (one list, then a watch; no polling
+// and no list per scrape). Objects are parsed when their resourceVersion
+// changes, inside the informer's transform, which then strips the payload so
+// the informer cache holds metadata only: memory grows with the number of
+// certificates, not with the bytes of every Secret. A scrape reads the parsed
+// results.
+package kubernetes
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/source"
+)
+
+// Kinds of Kubernetes place, used as the "source" label.
+const (
+	KindSecret            = "secret"
+	KindConfigMap         = "configmap"
+	KindValidatingWebhook = "validatingwebhook"
+	KindMutatingWebhook   = "mutatingwebhook"
+	KindAPIService        = "apiservice"
+	KindCRD               = "crd"
+)
+
+// Labels certwatch adds to Kubernetes places.
+const (
+	LabelNamespace   = "kube_namespace"
+	LabelCertificate = "certmanager_certificate"
+)
+
+// certManagerCertificateAnnotation names the cert-manager Certificate that
+// wrote a Secret.
+const certManagerCertificateAnnotation = "cert-manager.io/certificate-name"
+
+// Source watches the objects a configuration selects.
+type Source struct {
+	logger *slog.Logger
+	cfg    config.Kubernetes
+	client kubernetes.Interface
+	dyn    dynamic.Interface
+	verify source.VerifyParams // for certificates without a ca.crt beside them
+
+	mu       sync.RWMutex
+	objects  map[string]*parsed // by kind/namespace/name
+	watches  []*informerWatch
+	cancel   context.CancelFunc
+	stopped  chan struct{}
+	started  bool
+	resyncOf time.Duration
+}
+
+// parsed is what one object yielded.
+type parsed struct {
+	resourceVersion string
+	findings        []source.Finding
+}
+
+// watch is one informer: a resource, cluster-wide or in one namespace.
+type informerWatch struct {
+	resource  string
+	namespace string // "" for cluster-wide
+	informer  cache.SharedIndexInformer
+
+	mu       sync.Mutex
+	errors   map[source.Class]float64
+	lastErr  string
+	lastTime time.Time
+}
+
+// Status reports one informer's health for the exporter's own metrics.
+type Status struct {
+	Resource, Namespace string
+	Synced              bool
+	WatchErrors         map[source.Class]float64
+}
+
+// New prepares a Source; Start begins watching.
+func New(cfg config.Kubernetes, client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*Source, error) {
+	s := &Source{logger: logger, cfg: cfg, client: client, dyn: dyn, objects: map[string]*parsed{},
+		verify: source.VerifyParams{RootsID: "system"}}
+	if cfg.CAFile != "" {
+		data, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(data)
+		sum := sha256.Sum256(data)
+		s.verify.Roots, s.verify.RootsID = pool, hex.EncodeToString(sum[:])
+	}
+	s.buildInformers()
+	return s, nil
+}
+
+// Start runs the informers until Stop.
+func (s *Source) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.stopped = make(chan struct{})
+	var wg sync.WaitGroup
+	for _, w := range s.watches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.informer.RunWithContext(ctx)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(s.stopped)
+	}()
+	s.started = true
+}
+
+// Stop ends the informers and waits for them.
+func (s *Source) Stop() {
+	if !s.started {
+		return
+	}
+	s.cancel()
+	<-s.stopped
+}
+
+// Synced reports whether every informer has completed its first list.
+func (s *Source) Synced() bool {
+	for _, w := range s.watches {
+		if !w.informer.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitForSync waits until Synced or ctx ends.
+func (s *Source) WaitForSync(ctx context.Context) bool {
+	var synced []cache.InformerSynced
+	for _, w := range s.watches {
+		synced = append(synced, w.informer.HasSynced)
+	}
+	return cache.WaitForCacheSync(ctx.Done(), synced...)
+}
+
+// Statuses reports every informer's health.
+func (s *Source) Statuses() []Status {
+	out := make([]Status, 0, len(s.watches))
+	for _, w := range s.watches {
+		w.mu.Lock()
+		st := Status{Resource: w.resource, Namespace: w.namespace, Synced: w.informer.HasSynced(), WatchErrors: maps(w.errors)}
+		w.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}
+
+func maps(m map[source.Class]float64) map[source.Class]float64 {
+	out := make(map[source.Class]float64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Collect returns the findings of every watched object, from the parsed
+// cache: no API call happens during a scrape.
+func (s *Source) Collect(context.Context) []source.Finding {
+	s.mu.RLock()
+	keys := make([]string, 0, len(s.objects))
+	for k := range s.objects {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []source.Finding
+	for _, k := range keys {
+		out = append(out, s.objects[k].findings...)
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+// Objects returns how many objects are held, for tests and benchmarks.
+func (s *Source) Objects() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.objects)
+}
+
+// store records an object's findings, unless its resourceVersion was
+// already parsed (transforms may run more than once for one version).
+func (s *Source) store(key, resourceVersion string, parse func() []source.Finding) {
+	s.mu.RLock()
+	p, ok := s.objects[key]
+	s.mu.RUnlock()
+	if ok && p.resourceVersion == resourceVersion {
+		return
+	}
+	findings := parse()
+	s.mu.Lock()
+	if len(findings) == 0 {
+		delete(s.objects, key)
+	} else {
+		s.objects[key] = &parsed{resourceVersion: resourceVersion, findings: findings}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Source) forget(key string) {
+	s.mu.Lock()
+	delete(s.objects, key)
+	s.mu.Unlock()
+}
+
+// watchErrorHandler counts and logs list/watch failures by class; RBAC
+// denials become "permission".
+func (s *Source) watchErrorHandler(w *informerWatch) cache.WatchErrorHandlerWithContext {
+	return func(ctx context.Context, _ *cache.Reflector, err error) {
+		if ctx.Err() != nil {
+			return // stopping
+		}
+		class := classifyAPIError(err)
+		if class == "" {
+			return // a watch closing normally
+		}
+		w.mu.Lock()
+		if w.errors == nil {
+			w.errors = map[source.Class]float64{}
+		}
+		w.errors[class]++
+		w.lastErr, w.lastTime = err.Error(), time.Now()
+		w.mu.Unlock()
+		s.logger.Warn("Kubernetes watch failed", "resource", w.resource, "namespace", w.namespace, "class", class, "err", err)
+	}
+}
+
+func classifyAPIError(err error) source.Class {
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return ""
+	case apierrors.IsResourceExpired(err), apierrors.IsGone(err):
+		return "" // routine: the informer relists
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return source.ClassPermission
+	case apierrors.IsNotFound(err):
+		return source.ClassNotFound
+	case apierrors.IsTimeout(err), apierrors.IsServerTimeout(err):
+		return source.ClassTimeout
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return source.ClassUnknown
+	}
+	if c := source.Infer(err, ""); c != "" {
+		return c
+	}
+	if isEOF(err) {
+		return ""
+	}
+	return source.ClassUnreachable
+}
+
+func (s *Source) namespaceExcluded(sel config.Selection, ns string) bool {
+	return slices.Contains(sel.ExcludeNamespaces, ns)
+}
+
+// placeLabels are the configured labels plus the object's namespace and,
+// for cert-manager Secrets, the Certificate that wrote it.
+func (s *Source) placeLabels(meta metav1.Object) map[string]string {
+	labels := make(map[string]string, len(s.cfg.Labels)+2)
+	for k, v := range s.cfg.Labels {
+		labels[k] = v
+	}
+	if ns := meta.GetNamespace(); ns != "" {
+		labels[LabelNamespace] = ns
+	}
+	if name := meta.GetAnnotations()[certManagerCertificateAnnotation]; name != "" {
+		labels[LabelCertificate] = name
+	}
+	return labels
+}
+
+func objectKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
+
+func targetOf(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}
