@@ -5,7 +5,8 @@
 #
 # It installs what the tests need first, and reuses what is already there:
 #   - Debian packages for the real STARTTLS daemons (.ci/install-test-deps.sh, as root)
-#   - promtool, prometheus and amtool, built once into versioned folders under
+#   - kube-apiserver and etcd (scripts/kube-tools.sh), promtool, prometheus
+#     and amtool, built once into versioned folders under
 #     $CERTWATCH_TOOLS (default ~/.cache/certwatch/tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,10 @@ install_tool "prometheus-${PROMETHEUS_VERSION}" promtool "github.com/prometheus/
 install_tool "prometheus-${PROMETHEUS_VERSION}" prometheus "github.com/prometheus/prometheus/cmd/prometheus@${PROMETHEUS_VERSION}"
 install_tool "alertmanager-${ALERTMANAGER_VERSION}" amtool "github.com/prometheus/alertmanager/cmd/amtool@${ALERTMANAGER_VERSION}"
 promtool --version >/dev/null
+
+step "kube-apiserver and etcd for the Kubernetes integration tests"
+CERTWATCH_KUBE_BIN="$(scripts/kube-tools.sh)"
+export CERTWATCH_KUBE_BIN
 
 step "gofmt and go vet"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.build/*'))"

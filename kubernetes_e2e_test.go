@@ -1,0 +1,249 @@
+package main
+
+// The Kubernetes source proven against a real kube-apiserver and etcd:
+// certwatch (the built binary) runs under its own ServiceAccount with the
+// shipped RBAC, sees Secrets, ConfigMaps and webhook caBundles appear,
+// renew, break and go, survives an API server restart, and reports a Role
+// without list as a permission error.
+
+import (
+	"encoding/base64"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/certwatch/certwatch/internal/kubetest"
+	"github.com/certwatch/certwatch/internal/testpki"
+)
+
+// applyManifests creates every object of a multi-document YAML file.
+func applyManifests(t *testing.T, c *kubetest.Cluster, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Namespace string `yaml:"namespace"`
+			} `yaml:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil || meta.Kind == "" {
+			continue
+		}
+		ns := meta.Metadata.Namespace
+		if ns != "" {
+			c.EnsureNamespace(t, ns)
+		}
+		var p string
+		switch meta.Kind {
+		case "ServiceAccount":
+			p = "/api/v1/namespaces/" + ns + "/serviceaccounts"
+		case "ClusterRole", "ClusterRoleBinding":
+			p = "/apis/rbac.authorization.k8s.io/v1/" + strings.ToLower(meta.Kind) + "s"
+		case "Role", "RoleBinding":
+			p = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + ns + "/" + strings.ToLower(meta.Kind) + "s"
+		default:
+			t.Fatalf("%s: unexpected kind %s", path, meta.Kind)
+		}
+		if code, body := c.Do(t, http.MethodPost, p, doc); code != http.StatusCreated && code != http.StatusConflict {
+			t.Fatalf("creating %s from %s: %d %s", meta.Kind, path, code, body)
+		}
+	}
+}
+
+func tlsSecretJSON(ns, name string, chain *testpki.Chain, t *testing.T) map[string]any {
+	return map[string]any{
+		"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+		"metadata": map[string]any{"name": name, "namespace": ns,
+			"annotations": map[string]string{"cert-manager.io/certificate-name": name}},
+		"data": map[string]string{
+			"tls.crt": base64.StdEncoding.EncodeToString(testpki.PEM(chain.Leaf, chain.Intermediate)),
+			"tls.key": base64.StdEncoding.EncodeToString(testpki.KeyPEM(t, chain.Leaf.Key)),
+			"ca.crt":  base64.StdEncoding.EncodeToString(testpki.PEM(chain.Root)),
+		},
+	}
+}
+
+// waitForMetrics scrapes until cond holds.
+func waitForMetrics(t *testing.T, p *exporterProcess, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mfs := p.scrape(t, "/metrics")
+		if cond(mfs) {
+			return mfs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestKubernetesAgainstAPIServer(t *testing.T) {
+	cluster := kubetest.Start(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+
+	applyManifests(t, cluster, "deploy/rbac/cluster.yaml")
+	token := cluster.ServiceAccountToken(t, "monitoring", "certwatch")
+	for _, ns := range []string{"web", "payments"} {
+		cluster.EnsureNamespace(t, ns)
+	}
+
+	good := testpki.NewChain(t, testpki.Options{})
+	if code, body := cluster.Do(t, http.MethodPost, "/api/v1/namespaces/web/secrets", tlsSecretJSON("web", "frontend", good, t)); code != http.StatusCreated {
+		t.Fatalf("creating secret: %d %s", code, body)
+	}
+	cluster.Do(t, http.MethodPost, "/api/v1/namespaces/payments/secrets", tlsSecretJSON("payments", "api", testpki.NewChain(t, testpki.Options{}), t))
+	cluster.Do(t, http.MethodPost, "/api/v1/namespaces/web/configmaps", map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "trust"},
+		"data": map[string]string{"ca.crt": string(testpki.PEM(good.Root))},
+	})
+	cluster.Do(t, http.MethodPost, "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", map[string]any{
+		"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+		"metadata": map[string]any{"name": "policy"},
+		"webhooks": []map[string]any{{
+			"name": "check.example.com", "admissionReviewVersions": []string{"v1"}, "sideEffects": "None",
+			"clientConfig": map[string]any{"url": "https://policy.example.com/check", "caBundle": base64.StdEncoding.EncodeToString(testpki.PEM(good.Root))},
+			"rules":        []map[string]any{{"apiGroups": []string{"example.com"}, "apiVersions": []string{"v1"}, "operations": []string{"CREATE"}, "resources": []string{"widgets"}}},
+		}},
+	})
+
+	writeFile(t, filepath.Join(dir, "config.yml"), []byte(`
+kubernetes:
+  secrets: {}
+  configmaps:
+    key_patterns: ["ca.crt"]
+  webhooks: true
+  labels: {cluster: test}
+`))
+	p := startExporter(t, bin, filepath.Join(dir, "config.yml"), "--kubeconfig="+cluster.Kubeconfig(t, token))
+
+	// Ready only once the caches have synced.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _ := p.get(t, "/-/ready", nil)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/-/ready still %d", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	secretSeries := func(mfs map[string]*dto.MetricFamily, target string) []*dto.Metric {
+		return find(mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"source": "secret", "target": target, "key": "tls.crt"})
+	}
+	mfs := waitForMetrics(t, p, "the secrets", func(m map[string]*dto.MetricFamily) bool {
+		return len(secretSeries(m, "web/frontend")) == 2 && len(secretSeries(m, "payments/api")) == 2
+	})
+	leaf := one(t, mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"target": "web/frontend", "key": "tls.crt", "index": "0"})
+	if label(leaf, "kube_namespace") != "web" || label(leaf, "certmanager_certificate") != "frontend" || label(leaf, "cluster") != "test" {
+		t.Errorf("secret labels: %v", leaf)
+	}
+	if m := one(t, mfs, "certwatch_chain_valid", map[string]string{"source": "secret", "target": "web/frontend", "key": "tls.crt"}); label(m, "reason") != "ok" {
+		t.Errorf("tls.crt verified against its ca.crt: %v", m)
+	}
+	one(t, mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"source": "configmap", "target": "web/trust", "key": "ca.crt"})
+	one(t, mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"source": "validatingwebhook", "target": "policy", "key": "check.example.com"})
+	for _, res := range []string{"secrets", "configmaps", "validatingwebhookconfigurations", "mutatingwebhookconfigurations"} {
+		if v := one(t, mfs, "certwatch_kubernetes_informer_synced", map[string]string{"resource": res}).GetGauge().GetValue(); v != 1 {
+			t.Errorf("%s informer synced = %v", res, v)
+		}
+	}
+
+	t.Run("renewal shows within seconds", func(t *testing.T) {
+		renewed := testpki.NewChain(t, testpki.Options{NotAfter: time.Now().Add(300 * 24 * time.Hour)})
+		start := time.Now()
+		if code, body := cluster.Do(t, http.MethodPut, "/api/v1/namespaces/web/secrets/frontend", tlsSecretJSON("web", "frontend", renewed, t)); code != http.StatusOK {
+			t.Fatalf("update: %d %s", code, body)
+		}
+		want := float64(renewed.Leaf.Cert.NotAfter.Unix())
+		waitForMetrics(t, p, "the renewed date", func(m map[string]*dto.MetricFamily) bool {
+			s := find(m, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"target": "web/frontend", "key": "tls.crt", "index": "0"})
+			return len(s) == 1 && s[0].GetGauge().GetValue() == want
+		})
+		t.Logf("renewal visible after %v", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("corruption is an error class, the rest keeps working", func(t *testing.T) {
+		cluster.Do(t, http.MethodPatch, "/api/v1/namespaces/payments/secrets/api", map[string]any{
+			"data": map[string]string{"tls.crt": base64.StdEncoding.EncodeToString([]byte("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n"))},
+		})
+		mfs := waitForMetrics(t, p, "the parse error", func(m map[string]*dto.MetricFamily) bool {
+			return len(find(m, "certwatch_target_error_info", map[string]string{"source": "secret", "target": "payments/api", "class": "parse"})) == 1
+		})
+		if len(secretSeries(mfs, "web/frontend")) != 2 {
+			t.Error("a corrupt secret cost the others their series")
+		}
+	})
+
+	t.Run("deletion removes the series", func(t *testing.T) {
+		cluster.Do(t, http.MethodDelete, "/api/v1/namespaces/payments/secrets/api", nil)
+		waitForMetrics(t, p, "the deleted secret to go", func(m map[string]*dto.MetricFamily) bool {
+			return len(find(m, "certwatch_target_success", map[string]string{"source": "secret", "target": "payments/api"})) == 0
+		})
+	})
+
+	t.Run("recovers from an API server restart", func(t *testing.T) {
+		cluster.RestartAPIServer(t)
+		fresh := testpki.NewChain(t, testpki.Options{})
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			code, _ := cluster.Do(t, http.MethodPost, "/api/v1/namespaces/web/secrets", tlsSecretJSON("web", "after-restart", fresh, t))
+			if code == http.StatusCreated || code == http.StatusConflict {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("creating after restart: %d", code)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		waitForMetrics(t, p, "a secret created after the restart", func(m map[string]*dto.MetricFamily) bool {
+			return len(secretSeries(m, "web/after-restart")) == 2
+		})
+	})
+
+	// client-go streams the initial list over a watch (WatchList) where the
+	// server supports it, so it is a Role without list and watch that
+	// certwatch cannot work with.
+	t.Run("a Role without list and watch is a permission error", func(t *testing.T) {
+		limited := cluster.ServiceAccountToken(t, "monitoring", "limited")
+		cluster.Do(t, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/clusterroles", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "certwatch-nolist"},
+			"rules": []map[string]any{{"apiGroups": []string{""}, "resources": []string{"secrets"}, "verbs": []string{"get"}}},
+		})
+		cluster.Do(t, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": map[string]any{"name": "certwatch-nolist"},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "certwatch-nolist"},
+			"subjects": []map[string]any{{"kind": "ServiceAccount", "name": "limited", "namespace": "monitoring"}},
+		})
+		cfg := filepath.Join(dir, "secrets-only.yml")
+		writeFile(t, cfg, []byte("kubernetes:\n  secrets: {}\n"))
+		q := startExporter(t, bin, cfg, "--kubeconfig="+cluster.Kubeconfig(t, limited))
+		mfs := waitForMetrics(t, q, "the permission error", func(m map[string]*dto.MetricFamily) bool {
+			s := find(m, "certwatch_kubernetes_watch_errors_total", map[string]string{"resource": "secrets", "class": "permission"})
+			return len(s) == 1 && s[0].GetCounter().GetValue() > 0
+		})
+		if v := one(t, mfs, "certwatch_kubernetes_informer_synced", map[string]string{"resource": "secrets"}).GetGauge().GetValue(); v != 0 {
+			t.Errorf("synced = %v without list and watch permission", v)
+		}
+		if code, _ := q.get(t, "/-/ready", nil); code != http.StatusServiceUnavailable {
+			t.Errorf("/-/ready answered %d without list and watch permission", code)
+		}
+		if !strings.Contains(q.stderr.String(), "forbidden") {
+			t.Error("the log does not say the list was forbidden")
+		}
+	})
+}
