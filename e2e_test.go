@@ -530,3 +530,81 @@ func findTool(t *testing.T, name string) string {
 	t.Fatalf("%s not found: run `make test`, which installs it", name)
 	return ""
 }
+
+// TestShardsTogetherEqualOneInstance: two replicas with --shard.total=2
+// report, together, exactly the series of one unsharded instance, and no
+// series twice.
+func TestShardsTogetherEqualOneInstance(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	ca := testpki.New(t, nil, testpki.Options{CommonName: "shard root", IsCA: true})
+	for i := range 40 {
+		leaf := testpki.New(t, ca, testpki.Options{CommonName: fmt.Sprintf("svc%d", i)})
+		writeFile(t, filepath.Join(dir, "certs", fmt.Sprintf("svc%02d.pem", i)), testpki.PEM(leaf, ca))
+	}
+	var targets []string
+	for range 10 {
+		chain := testpki.NewChain(t, testpki.Options{})
+		targets = append(targets, fmt.Sprintf("%q", tlsServer(t, testpki.TLSCertificate(chain.Leaf, chain.Intermediate))))
+	}
+	configPath := filepath.Join(dir, "config.yml")
+	writeFile(t, configPath, []byte(fmt.Sprintf("endpoints:\n  - targets: [%s]\nfiles:\n  - paths: [\"certs/*.pem\"]\n", strings.Join(targets, ", "))))
+
+	series := func(mfs map[string]*dto.MetricFamily) map[string]bool {
+		out := map[string]bool{}
+		for name, mf := range mfs {
+			if !strings.HasPrefix(name, "certwatch_cert_") && !strings.HasPrefix(name, "certwatch_chain_") &&
+				!strings.HasPrefix(name, "certwatch_target_") && !strings.HasPrefix(name, "certwatch_tls_version") {
+				continue
+			}
+			for _, m := range mf.Metric {
+				var b strings.Builder
+				b.WriteString(name)
+				for _, lp := range m.Label {
+					fmt.Fprintf(&b, ",%s=%q", lp.GetName(), lp.GetValue())
+				}
+				out[b.String()] = true
+			}
+		}
+		return out
+	}
+	whole := series(startExporter(t, bin, configPath).scrape(t, "/metrics"))
+	union := map[string]bool{}
+	for i := range 2 {
+		part := series(startExporter(t, bin, configPath, fmt.Sprintf("--shard.index=%d", i), "--shard.total=2").scrape(t, "/metrics"))
+		if len(part) == 0 || len(part) == len(whole) {
+			t.Errorf("shard %d reports %d of %d series", i, len(part), len(whole))
+		}
+		for s := range part {
+			if union[s] {
+				t.Errorf("series reported by both shards: %s", s)
+			}
+			union[s] = true
+		}
+	}
+	if len(whole) < 200 {
+		t.Fatalf("only %d series from the unsharded instance", len(whole))
+	}
+	for s := range whole {
+		if !union[s] {
+			t.Errorf("missing from the shards: %s", s)
+		}
+	}
+	for s := range union {
+		if !whole[s] {
+			t.Errorf("only in the shards: %s", s)
+		}
+	}
+}
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	bin := buildBinary(t)
+	configPath := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, configPath, []byte("files:\n  - paths: [\"/etc/ssl/certs/*.pem\"]\n"))
+	if code, _ := startExporter(t, bin, configPath).get(t, "/debug/pprof/", nil); code == http.StatusOK {
+		t.Error("/debug/pprof/ is served without --web.enable-pprof")
+	}
+	if code, body := startExporter(t, bin, configPath, "--web.enable-pprof").get(t, "/debug/pprof/", nil); code != http.StatusOK || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("/debug/pprof/ with --web.enable-pprof: %d", code)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 	"github.com/certwatch/certwatch/collector"
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
 	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
@@ -41,6 +43,9 @@ func main() {
 	timeoutOffset := app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout so the answer arrives in time.").Default("500ms").Duration()
 	metricsPath := app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	kubeFlags := kubeclient.AddFlags(app)
+	shardIndex := app.Flag("shard.index", "This replica's shard, from 0 to --shard.total - 1.").Default("0").Int()
+	shardTotal := app.Flag("shard.total", "Number of replicas sharing the configured targets by a stable hash; 0 or 1 watches everything.").Default("0").Int()
+	enablePprof := app.Flag("web.enable-pprof", "Serve Go profiles under /debug/pprof/ (for diagnosing certwatch itself).").Default("false").Bool()
 	toolkitFlags := kingpinflag.AddFlags(app, defaultListenAddress)
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)
@@ -48,6 +53,11 @@ func main() {
 	app.HelpFlag.Short('h')
 	kingpin.MustParse(app.Parse(os.Args[1:]))
 	logger := promslog.New(logConfig)
+	sh := shard.Shard{Index: *shardIndex, Total: *shardTotal}
+	if err := sh.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "certwatch:", err)
+		os.Exit(2)
+	}
 
 	if *configCheck {
 		if _, err := config.Load(*configFile); err != nil {
@@ -71,10 +81,11 @@ func main() {
 	kube := kubeclient.NewRunner(kubeFlags, logger)
 	defer kube.Stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) {
+		cfg.Shard = sh
 		exporter.Update(&collector.Sources{
 			Endpoints:  endpoint.New(cfg, logger),
 			Files:      files.New(cfg, fileCache, logger),
-			Kubernetes: kube.Apply(cfg.Kubernetes),
+			Kubernetes: kube.Apply(cfg.Kubernetes, sh),
 		})
 	})
 	if err != nil {
@@ -98,6 +109,13 @@ func main() {
 		}
 		_, _ = w.Write([]byte("Ready\n"))
 	})
+	if *enablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if *metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "certwatch",

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/certwatch/certwatch/shard"
 )
 
 // DefaultModuleName is the module used by endpoints that name none. It exists
@@ -61,6 +63,9 @@ type Config struct {
 	// Path is the file the configuration came from; relative paths inside it
 	// were resolved against its directory.
 	Path string `yaml:"-"`
+	// Shard is this replica's share of the targets (--shard.index/total),
+	// set by the caller, not the file.
+	Shard shard.Shard `yaml:"-"`
 }
 
 // Global holds settings that apply to every source.
@@ -83,6 +88,10 @@ type Module struct {
 	// ProbeAllow lists host:port glob patterns /probe may reach with this
 	// module, beyond the endpoints configured with it.
 	ProbeAllow []string `yaml:"probe_allow"`
+	// MinProbeInterval protects fragile targets: a probe result younger than
+	// this is reused instead of connecting again. 0 probes on every scrape
+	// (concurrent scrapes still share one probe).
+	MinProbeInterval Duration `yaml:"min_probe_interval"`
 }
 
 // TLS holds a module's TLS settings.

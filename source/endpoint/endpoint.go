@@ -20,6 +20,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -36,6 +37,10 @@ type Prober struct {
 	modules   map[string]*module
 	endpoints []configured
 	sem       chan struct{} // bounds probes in flight, /metrics and /probe together
+
+	mu      sync.Mutex
+	calls   map[string]*call       // probes running, by module and target
+	results map[string]probeResult // by module and target, kept for min_probe_interval
 }
 
 type configured struct {
@@ -53,7 +58,7 @@ type module struct {
 	extra      []*x509.Certificate // intermediates in the CA file
 	proxy      *url.URL
 	clientCert *clientCertLoader
-	configured map[string]bool // targets configured with this module, for /probe
+	configured map[string]map[string]string // targets configured with this module and their labels, for /probe
 }
 
 // New compiles a configuration's modules and endpoints. Files the modules
@@ -64,9 +69,11 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 		logger:  logger,
 		modules: map[string]*module{},
 		sem:     make(chan struct{}, cfg.Global.ProbeConcurrency),
+		results: map[string]probeResult{},
+		calls:   map[string]*call{},
 	}
 	for name, mc := range cfg.Modules {
-		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion], rootsID: "system", configured: map[string]bool{}}
+		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion], rootsID: "system", configured: map[string]map[string]string{}}
 		if mc.TLS.CAFile != "" {
 			if data, err := os.ReadFile(mc.TLS.CAFile); err == nil {
 				m.roots, m.extra = rootsFromPEM(data)
@@ -87,8 +94,10 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 	}
 	for _, g := range cfg.Endpoints {
 		for _, t := range g.Targets {
-			p.endpoints = append(p.endpoints, configured{target: t, module: g.Module, labels: g.Labels})
-			p.modules[g.Module].configured[t] = true
+			p.modules[g.Module].configured[t] = g.Labels // /probe may reach it on any replica
+			if cfg.Shard.Owns(source.KindEndpoint + "|" + t) {
+				p.endpoints = append(p.endpoints, configured{target: t, module: g.Module, labels: g.Labels})
+			}
 		}
 	}
 	return p
@@ -159,7 +168,7 @@ func (p *Prober) Allowed(target, moduleName string) error {
 	if err := config.ValidateTarget(target); err != nil {
 		return err
 	}
-	if m.configured[target] {
+	if _, ok := m.configured[target]; ok {
 		return nil
 	}
 	for _, pattern := range m.cfg.ProbeAllow {
@@ -173,13 +182,7 @@ func (p *Prober) Allowed(target, moduleName string) error {
 // Probe probes one target with the named module, for /probe. Call Allowed first.
 func (p *Prober) Probe(ctx context.Context, target, moduleName string) source.Finding {
 	m := p.modules[moduleName]
-	var labels map[string]string
-	for _, e := range p.endpoints {
-		if e.target == target && e.module == moduleName {
-			labels = e.labels
-		}
-	}
-	return p.probe(ctx, target, m, labels)
+	return p.probe(ctx, target, m, m.configured[target])
 }
 
 func (p *Prober) probe(ctx context.Context, target string, m *module, labels map[string]string) source.Finding {
@@ -191,31 +194,125 @@ func (p *Prober) probe(ctx context.Context, target string, m *module, labels map
 	}
 	f.Verify = source.VerifyParams{Roots: m.roots, RootsID: m.rootsID, Extra: m.extra, DNSName: serverName, ServerAuth: true}
 
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.cfg.Timeout))
-	defer cancel()
+	key := m.name + "\x00" + target
+	if r, ok := p.recent(key, m); ok {
+		return r.fill(f)
+	}
+	c := p.join(ctx, key, target, serverName, m)
 	select {
-	case p.sem <- struct{}{}:
-		defer func() { <-p.sem }()
+	case <-c.done:
+		return c.res.fill(f)
 	case <-ctx.Done():
-		f.Err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
-		p.logFailure(f, m)
+		p.leave(c)
+		if !c.slot.Load() {
+			f.Err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot (global.probe_concurrency): %w", ctx.Err())
+		} else {
+			f.Err = source.Errorf(source.ClassTimeout, "the scrape deadline came before the probe finished: %w", ctx.Err())
+		}
 		return f
 	}
+}
 
-	state, err := m.handshake(ctx, target, serverName)
-	if err != nil {
-		f.Err = err
-		p.logFailure(f, m)
-		return f
+// call is one probe shared by every scrape that asks for the same target
+// while it runs (an HA pair, /probe beside /metrics). It is detached from
+// any one scrape, bounded by the module's timeout, and cancelled when the
+// last scrape waiting for it gives up.
+type call struct {
+	done    chan struct{}
+	res     probeResult
+	waiters int
+	cancel  context.CancelFunc
+	slot    atomic.Bool // set once the probe holds a probe slot
+}
+
+func (p *Prober) join(ctx context.Context, key, target, serverName string, m *module) *call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.calls[key]; ok {
+		c.waiters++
+		return c
 	}
-	f.Certs = state.certs
-	f.TLS = &state.tls
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(m.cfg.Timeout))
+	c := &call{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	p.calls[key] = c
+	go func() {
+		c.res = p.run(pctx, target, serverName, m, &c.slot)
+		abandoned := errors.Is(pctx.Err(), context.Canceled) // every scrape gave up on it
+		cancel()
+		if c.res.err != nil && !abandoned {
+			p.logFailure(target, m, c.res.err)
+		}
+		p.mu.Lock()
+		delete(p.calls, key)
+		if m.cfg.MinProbeInterval > 0 && !abandoned {
+			p.results[key] = c.res
+		}
+		p.mu.Unlock()
+		close(c.done)
+	}()
+	return c
+}
+
+func (p *Prober) leave(c *call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.waiters--
+	if c.waiters == 0 {
+		c.cancel()
+	}
+}
+
+// probeResult is what one probe of a target learned.
+type probeResult struct {
+	at    time.Time
+	certs []*x509.Certificate
+	tls   *source.TLSState
+	err   error
+}
+
+func (r probeResult) fill(f source.Finding) source.Finding {
+	f.Certs, f.TLS, f.Err = r.certs, r.tls, r.err
 	return f
 }
 
-func (p *Prober) logFailure(f source.Finding, m *module) {
-	p.logger.Warn("Probe failed", "kind", f.Source, "target", f.Target, "module", m.name,
-		"class", source.ClassOf(f.Err), "err", f.Err)
+// recent returns a result younger than the module's min_probe_interval.
+func (p *Prober) recent(key string, m *module) (probeResult, bool) {
+	if m.cfg.MinProbeInterval <= 0 {
+		return probeResult{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.results[key]
+	return r, ok && time.Since(r.at) < time.Duration(m.cfg.MinProbeInterval)
+}
+
+// run waits for a probe slot and probes.
+func (p *Prober) run(ctx context.Context, target, serverName string, m *module, slot *atomic.Bool) probeResult {
+	r := probeResult{at: time.Now()}
+	select {
+	case p.sem <- struct{}{}:
+		defer func() { <-p.sem }()
+		if ctx.Err() != nil { // given up on while it waited: do not connect
+			r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
+			return r
+		}
+		slot.Store(true)
+	case <-ctx.Done():
+		r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
+		return r
+	}
+	state, err := m.handshake(ctx, target, serverName)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.certs, r.tls = state.certs, &state.tls
+	return r
+}
+
+func (p *Prober) logFailure(target string, m *module, err error) {
+	p.logger.Warn("Probe failed", "kind", source.KindEndpoint, "target", target, "module", m.name,
+		"class", source.ClassOf(err), "err", err)
 }
 
 type handshakeResult struct {

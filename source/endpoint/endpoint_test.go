@@ -770,14 +770,14 @@ func TestProbeCancel(t *testing.T) {
 // TestProbeSlotWait: with every probe slot taken, a probe waits for one only
 // until its context's deadline.
 func TestProbeSlotWait(t *testing.T) {
-	silent := epSilent(t)
+	holder, silent := epSilent(t), epSilent(t)
 	p := epProber(t, epYAML("timeout: 30s", "global:\n  probe_concurrency: 1"))
 
 	holderCtx, cancelHolder := context.WithCancel(context.Background())
 	defer cancelHolder()
 	held := make(chan source.Finding, 1)
-	go func() { held <- p.Probe(holderCtx, silent.Addr(), "m") }()
-	silent.waitAccepted(t) // the only slot is taken
+	go func() { held <- p.Probe(holderCtx, holder.Addr(), "m") }()
+	holder.waitAccepted(t) // the only slot is taken
 
 	f, took := epProbe(p, silent.Addr(), 300*time.Millisecond)
 	epWantClass(t, f, source.ClassTimeout)

@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
 )
@@ -34,6 +35,7 @@ type Source struct {
 	groups  []group
 	maxSize int64
 	cache   *Cache
+	shard   shard.Shard
 }
 
 type group struct {
@@ -45,7 +47,7 @@ type group struct {
 
 // New compiles the file groups of a configuration.
 func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
-	s := &Source{logger: logger, maxSize: int64(cfg.Global.MaxFileSize), cache: cache}
+	s := &Source{logger: logger, maxSize: int64(cfg.Global.MaxFileSize), cache: cache, shard: cfg.Shard}
 	for _, gc := range cfg.Files {
 		g := group{cfg: gc, verify: source.VerifyParams{RootsID: "system"}}
 		if gc.CAFile != "" {
@@ -101,6 +103,9 @@ func (s *Source) Collect(ctx context.Context) []source.Finding {
 				continue // listed by two groups: the first one wins
 			}
 			seen[f.path] = true
+			if !s.shard.Owns(source.KindFile + "|" + f.path) {
+				continue // another replica's file
+			}
 			jobs = append(jobs, job{path: f.path, explicit: f.explicit, g: g})
 		}
 	}

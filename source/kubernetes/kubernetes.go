@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -62,6 +63,7 @@ type Source struct {
 	client kubernetes.Interface
 	dyn    dynamic.Interface
 	verify source.VerifyParams // for certificates without a ca.crt beside them
+	shard  shard.Shard
 
 	mu       sync.RWMutex
 	objects  map[string]*parsed // by kind/namespace/name
@@ -98,8 +100,10 @@ type Status struct {
 }
 
 // New prepares a Source; Start begins watching.
-func New(cfg config.Kubernetes, client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*Source, error) {
-	s := &Source{logger: logger, cfg: cfg, client: client, dyn: dyn, objects: map[string]*parsed{},
+// Every replica watches every object (an informer cannot be split); sh
+// decides which objects' certificates this replica reports.
+func New(cfg config.Kubernetes, sh shard.Shard, client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*Source, error) {
+	s := &Source{logger: logger, cfg: cfg, shard: sh, client: client, dyn: dyn, objects: map[string]*parsed{},
 		verify: source.VerifyParams{RootsID: "system"}}
 	if cfg.CAFile != "" {
 		data, err := os.ReadFile(cfg.CAFile)
@@ -189,7 +193,9 @@ func (s *Source) Collect(context.Context) []source.Finding {
 	s.mu.RLock()
 	keys := make([]string, 0, len(s.objects))
 	for k := range s.objects {
-		keys = append(keys, k)
+		if s.shard.Owns(k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	var out []source.Finding

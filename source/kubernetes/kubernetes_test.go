@@ -19,6 +19,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -96,7 +97,7 @@ func TestSourceWithFakeClient(t *testing.T) {
 		CRDs:        true,
 		Labels:      map[string]string{"cluster": "test"},
 	}
-	s, err := New(cfg, client, dyn, slog.New(slog.DiscardHandler))
+	s, err := New(cfg, shard.Shard{}, client, dyn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,4 +175,3 @@ func trimNewline(b []byte) []byte {
 	}
 	return b
 }
-

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/shard"
 	kubesrc "github.com/certwatch/certwatch/source/kubernetes"
 )
 
@@ -60,6 +61,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	cfg     *config.Kubernetes
+	shard   shard.Shard
 	current *kubesrc.Source
 	client  kubernetes.Interface
 	dyn     dynamic.Interface
@@ -73,12 +75,13 @@ func NewRunner(flags *Flags, logger *slog.Logger) *Runner {
 // Apply returns the source for a configuration's kubernetes section,
 // restarting the informers only when that section changed. It returns nil
 // when the section is absent or the source cannot start (logged).
-func (r *Runner) Apply(cfg *config.Kubernetes) *kubesrc.Source {
+func (r *Runner) Apply(cfg *config.Kubernetes, sh shard.Shard) *kubesrc.Source {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if reflect.DeepEqual(cfg, r.cfg) {
+	if reflect.DeepEqual(cfg, r.cfg) && sh == r.shard {
 		return r.current
 	}
+	r.shard = sh
 	if r.current != nil {
 		r.current.Stop()
 		r.current = nil
@@ -101,7 +104,7 @@ func (r *Runner) Apply(cfg *config.Kubernetes) *kubesrc.Source {
 			return nil
 		}
 	}
-	src, err := kubesrc.New(*cfg, r.client, r.dyn, r.logger)
+	src, err := kubesrc.New(*cfg, sh, r.client, r.dyn, r.logger)
 	if err != nil {
 		r.logger.Error("Kubernetes source disabled", "err", err)
 		return nil
