@@ -608,3 +608,28 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		t.Errorf("/debug/pprof/ with --web.enable-pprof: %d", code)
 	}
 }
+
+// TestKubernetesWithoutClusterFailsAtStart: a kubernetes section certwatch
+// cannot act on is an error at start, not a silently missing source.
+func TestKubernetesWithoutClusterFailsAtStart(t *testing.T) {
+	bin := buildBinary(t)
+	configPath := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, configPath, []byte("kubernetes:\n  secrets: {}\n"))
+	cmd := exec.Command(bin, "--config.file="+configPath, "--kubeconfig=/nonexistent/kubeconfig", "--web.listen-address="+freePort(t))
+	done := make(chan error, 1)
+	var out lockedBuffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(out.String(), "kubeconfig") {
+			t.Errorf("exit %v, log:\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("certwatch kept running without a usable cluster configuration")
+	}
+}

@@ -80,13 +80,18 @@ func main() {
 	fileCache := files.NewCache()
 	kube := kubeclient.NewRunner(kubeFlags, logger)
 	defer kube.Stop()
-	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) {
+	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) error {
 		cfg.Shard = sh
+		kubeSource, err := kube.Apply(cfg.Kubernetes, sh)
+		if err != nil {
+			return err
+		}
 		exporter.Update(&collector.Sources{
 			Endpoints:  endpoint.New(cfg, logger),
 			Files:      files.New(cfg, fileCache, logger),
-			Kubernetes: kube.Apply(cfg.Kubernetes, sh),
+			Kubernetes: kubeSource,
 		})
+		return nil
 	})
 	if err != nil {
 		logger.Error("Cannot start without a valid configuration", "err", err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,7 +21,7 @@ import (
 type Reloader struct {
 	path   string
 	logger *slog.Logger
-	apply  func(*Config)
+	apply  func(*Config) error
 
 	mu          sync.Mutex // serialises reloads
 	current     *Config
@@ -29,8 +30,10 @@ type Reloader struct {
 }
 
 // NewReloader loads the file once (an error here is fatal to the caller) and
-// calls apply with it, then with every later configuration that loads.
-func NewReloader(path string, logger *slog.Logger, reg prometheus.Registerer, apply func(*Config)) (*Reloader, error) {
+// calls apply with it, then with every later configuration that loads. An
+// apply error (a source that cannot start) counts as a failed load: the
+// previous configuration stays.
+func NewReloader(path string, logger *slog.Logger, reg prometheus.Registerer, apply func(*Config) error) (*Reloader, error) {
 	r := &Reloader{
 		path:   path,
 		logger: logger,
@@ -68,8 +71,12 @@ func (r *Reloader) Reload() error {
 		r.logger.Error("Configuration not loaded; keeping the previous one", "file", r.path, "err", err)
 		return err
 	}
+	if err := r.apply(cfg); err != nil {
+		r.success.Set(0)
+		r.logger.Error("Configuration not applied; keeping the previous one", "file", r.path, "err", err)
+		return fmt.Errorf("applying %s: %w", r.path, err)
+	}
 	r.current = cfg
-	r.apply(cfg)
 	r.success.Set(1)
 	r.successTime.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.logger.Info("Configuration loaded", "file", r.path, "modules", len(cfg.Modules),

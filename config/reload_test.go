@@ -26,7 +26,7 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	write("endpoints:\n  - targets: [\"a.example:443\"]\n")
 	reg := prometheus.NewRegistry()
 	applied := make(chan *Config, 10)
-	r, err := NewReloader(path, slog.New(slog.DiscardHandler), reg, func(c *Config) { applied <- c })
+	r, err := NewReloader(path, slog.New(slog.DiscardHandler), reg, func(c *Config) error { applied <- c; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestNewReloaderFailsOnInvalidFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("bogus: 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewReloader(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(*Config) {}); err == nil {
+	if _, err := NewReloader(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(*Config) error { return nil }); err == nil {
 		t.Fatal("expected an error")
 	}
 }

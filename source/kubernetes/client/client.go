@@ -73,54 +73,57 @@ func NewRunner(flags *Flags, logger *slog.Logger) *Runner {
 }
 
 // Apply returns the source for a configuration's kubernetes section,
-// restarting the informers only when that section changed. It returns nil
-// when the section is absent or the source cannot start (logged).
-func (r *Runner) Apply(cfg *config.Kubernetes, sh shard.Shard) *kubesrc.Source {
+// restarting the informers only when that section (or the shard) changed.
+// It returns nil when the section is absent, and an error when the source
+// cannot start (no cluster configuration, unreadable ca_file); the running
+// source is then kept.
+func (r *Runner) Apply(cfg *config.Kubernetes, sh shard.Shard) (*kubesrc.Source, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if reflect.DeepEqual(cfg, r.cfg) && sh == r.shard {
-		return r.current
+		return r.current, nil
 	}
-	r.shard = sh
+	if cfg == nil {
+		r.stopLocked()
+		r.cfg, r.shard = nil, sh
+		return nil, nil
+	}
+	if r.client == nil {
+		restCfg, err := r.flags.RESTConfig()
+		if err != nil {
+			return r.current, err
+		}
+		client, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return r.current, fmt.Errorf("kubernetes client: %w", err)
+		}
+		dyn, err := dynamic.NewForConfig(restCfg)
+		if err != nil {
+			return r.current, fmt.Errorf("kubernetes dynamic client: %w", err)
+		}
+		r.client, r.dyn = client, dyn
+	}
+	src, err := kubesrc.New(*cfg, sh, r.client, r.dyn, r.logger)
+	if err != nil {
+		return r.current, err
+	}
+	r.stopLocked()
+	src.Start()
+	r.current, r.cfg, r.shard = src, cfg, sh
+	r.logger.Info("Kubernetes source started")
+	return src, nil
+}
+
+func (r *Runner) stopLocked() {
 	if r.current != nil {
 		r.current.Stop()
 		r.current = nil
 	}
-	r.cfg = cfg
-	if cfg == nil {
-		return nil
-	}
-	if r.client == nil {
-		restCfg, err := r.flags.RESTConfig()
-		if err == nil {
-			r.client, err = kubernetes.NewForConfig(restCfg)
-		}
-		if err == nil {
-			r.dyn, err = dynamic.NewForConfig(restCfg)
-		}
-		if err != nil {
-			r.logger.Error("Kubernetes source disabled: cannot build a client", "err", err)
-			r.client, r.dyn, r.cfg = nil, nil, nil
-			return nil
-		}
-	}
-	src, err := kubesrc.New(*cfg, sh, r.client, r.dyn, r.logger)
-	if err != nil {
-		r.logger.Error("Kubernetes source disabled", "err", err)
-		return nil
-	}
-	src.Start()
-	r.current = src
-	r.logger.Info("Kubernetes source started")
-	return src
 }
 
 // Stop stops the running source.
 func (r *Runner) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.current != nil {
-		r.current.Stop()
-		r.current = nil
-	}
+	r.stopLocked()
 }
