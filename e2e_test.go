@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 // buildBinary compiles certwatch once per test run.
@@ -51,25 +52,7 @@ func freePort(t *testing.T) string {
 // tlsServer serves the given certificate until the test ends.
 func tlsServer(t *testing.T, cert tls.Certificate) string {
 	t.Helper()
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return tlsServerWith(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 }
 
 // silentServer accepts connections and never speaks.
@@ -398,7 +381,7 @@ files:
 	})
 
 	t.Run("promtool", func(t *testing.T) {
-		promtool := findTool(t, "promtool")
+		promtool := testtools.Find(t, "promtool")
 		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(body)
 		out, err := cmd.CombinedOutput()
@@ -512,23 +495,6 @@ func TestTrustStoreMatchesOpenSSL(t *testing.T) {
 		checked++
 	}
 	t.Logf("%d trust store certificates agree with openssl", checked)
-}
-
-// findTool locates a test tool: $PATH (scripts/test.sh puts it there), then $GOPATH/bin.
-func findTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	for _, dir := range []string{filepath.Join(strings.TrimSpace(string(gopath)), "bin")} {
-		p := filepath.Join(dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("%s not found: run `make test`, which installs it", name)
-	return ""
 }
 
 // TestShardsTogetherEqualOneInstance: two replicas with --shard.total=2

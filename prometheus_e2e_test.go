@@ -25,6 +25,7 @@ import (
 
 	"github.com/certwatch/certwatch/dashboards"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 type promResult struct {
@@ -64,7 +65,7 @@ func (c promClient) query(t *testing.T, expr string) ([]promResult, error) {
 }
 
 func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
-	prometheus := findTool(t, "prometheus")
+	prometheus := testtools.Find(t, "prometheus")
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	now := time.Now()

@@ -6,13 +6,14 @@ package alerts
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 func TestRulesCheck(t *testing.T) {
-	out, err := exec.Command(tool(t, "promtool"), "check", "rules", "certwatch.rules.yml").CombinedOutput()
+	out, err := exec.Command(testtools.Find(t, "promtool"), "check", "rules", "certwatch.rules.yml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
@@ -21,7 +22,7 @@ func TestRulesCheck(t *testing.T) {
 // TestRulesUnitTests runs the promtool unit tests: every alert fires for its
 // fixture with the expected labels and annotations, and not for healthy ones.
 func TestRulesUnitTests(t *testing.T) {
-	out, err := exec.Command(tool(t, "promtool"), "test", "rules", "tests/certwatch.test.yml").CombinedOutput()
+	out, err := exec.Command(testtools.Find(t, "promtool"), "test", "rules", "tests/certwatch.test.yml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
@@ -61,24 +62,8 @@ func TestEveryAlertIsTested(t *testing.T) {
 }
 
 func TestAlertmanagerExample(t *testing.T) {
-	out, err := exec.Command(tool(t, "amtool"), "check-config", "alertmanager.example.yml").CombinedOutput()
+	out, err := exec.Command(testtools.Find(t, "amtool"), "check-config", "alertmanager.example.yml").CombinedOutput()
 	if err != nil {
 		t.Fatalf("amtool check-config: %v\n%s", err, out)
 	}
-}
-
-// tool finds a test tool on $PATH (scripts/test.sh puts the pinned versions
-// there) or in $GOPATH/bin.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	t.Fatalf("%s not found: run ./scripts/test.sh, which installs it", name)
-	return ""
 }

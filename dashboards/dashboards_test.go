@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 // TestCommittedFilesAreGenerated fails when the JSON files drift from the
@@ -179,7 +181,7 @@ func TestQueriesParse(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(tool(t, "promtool"), "check", "rules", path).CombinedOutput()
+	out, err := exec.Command(testtools.Find(t, "promtool"), "check", "rules", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("a dashboard query does not parse: %v\n%s", err, out)
 	}
@@ -218,18 +220,4 @@ func TestMetricNamesExist(t *testing.T) {
 			}
 		}
 	}
-}
-
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	t.Fatalf("%s not found: run ./scripts/test.sh, which installs it", name)
-	return ""
 }

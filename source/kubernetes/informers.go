@@ -194,14 +194,11 @@ func (s *Source) transformValidating(obj any) any {
 	if !ok {
 		return obj
 	}
-	s.store(objectKey(KindValidatingWebhook, "", c.Name), c.ResourceVersion, func() []source.Finding {
-		var out []source.Finding
-		for _, w := range c.Webhooks {
-			out = append(out, s.caBundleFindings(KindValidatingWebhook, c.Name, w.Name, c, string(w.ClientConfig.CABundle), false)...)
-		}
-		return out
-	})
-	stripMeta(&c.ObjectMeta)
+	bundles := make([]webhookBundle, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		bundles[i] = webhookBundle{w.Name, w.ClientConfig.CABundle}
+	}
+	s.storeWebhooks(KindValidatingWebhook, c, bundles)
 	c.Webhooks = nil
 	return c
 }
@@ -211,16 +208,34 @@ func (s *Source) transformMutating(obj any) any {
 	if !ok {
 		return obj
 	}
-	s.store(objectKey(KindMutatingWebhook, "", c.Name), c.ResourceVersion, func() []source.Finding {
+	bundles := make([]webhookBundle, len(c.Webhooks))
+	for i, w := range c.Webhooks {
+		bundles[i] = webhookBundle{w.Name, w.ClientConfig.CABundle}
+	}
+	s.storeWebhooks(KindMutatingWebhook, c, bundles)
+	c.Webhooks = nil
+	return c
+}
+
+// webhookBundle is one webhook's name and caBundle.
+type webhookBundle struct {
+	name     string
+	caBundle []byte
+}
+
+// storeWebhooks parses the caBundles of a webhook configuration and strips
+// its metadata.
+func (s *Source) storeWebhooks(kind string, obj metav1.Object, bundles []webhookBundle) {
+	s.store(objectKey(kind, "", obj.GetName()), obj.GetResourceVersion(), func() []source.Finding {
 		var out []source.Finding
-		for _, w := range c.Webhooks {
-			out = append(out, s.caBundleFindings(KindMutatingWebhook, c.Name, w.Name, c, string(w.ClientConfig.CABundle), false)...)
+		for _, b := range bundles {
+			out = append(out, s.caBundleFindings(kind, obj.GetName(), b.name, obj, string(b.caBundle), false)...)
 		}
 		return out
 	})
-	stripMeta(&c.ObjectMeta)
-	c.Webhooks = nil
-	return c
+	obj.SetAnnotations(nil)
+	obj.SetLabels(nil)
+	obj.SetManagedFields(nil)
 }
 
 // stripMeta drops what the cache does not need: annotations (kubectl's
