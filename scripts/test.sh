@@ -62,6 +62,6 @@ step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...
 
 step "fuzzing the file parsers for ${FUZZTIME}"
-go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" ./source/files/
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" -fuzzminimizetime=2s ./source/decode/
 
 step "all tests passed"
