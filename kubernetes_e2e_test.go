@@ -216,8 +216,29 @@ kubernetes:
 	})
 
 	// client-go streams the initial list over a watch (WatchList) where the
-	// server supports it, so it is a Role without list and watch that
-	// certwatch cannot work with.
+	// server supports it: a Role with watch but without list still works.
+	t.Run("a Role without list but with watch still works", func(t *testing.T) {
+		watchOnly := cluster.ServiceAccountToken(t, "monitoring", "watchonly")
+		cluster.Do(t, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/clusterroles", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": "certwatch-watchonly"},
+			"rules": []map[string]any{{"apiGroups": []string{""}, "resources": []string{"secrets"}, "verbs": []string{"watch"}}},
+		})
+		cluster.Do(t, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": map[string]any{"name": "certwatch-watchonly"},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "certwatch-watchonly"},
+			"subjects": []map[string]any{{"kind": "ServiceAccount", "name": "watchonly", "namespace": "monitoring"}},
+		})
+		if code, _ := cluster.DoAs(t, watchOnly, http.MethodGet, "/api/v1/secrets", nil); code != http.StatusForbidden {
+			t.Fatalf("a plain list answered %d for a watch-only account", code)
+		}
+		cfg := filepath.Join(dir, "secrets-watchonly.yml")
+		writeFile(t, cfg, []byte("kubernetes:\n  secrets: {}\n"))
+		q := startExporter(t, bin, cfg, "--kubeconfig="+cluster.Kubeconfig(t, watchOnly))
+		waitForMetrics(t, q, "secrets through a watch-only Role", func(m map[string]*dto.MetricFamily) bool {
+			return len(secretSeries(m, "web/frontend")) == 2
+		})
+	})
+
 	t.Run("a Role without list and watch is a permission error", func(t *testing.T) {
 		limited := cluster.ServiceAccountToken(t, "monitoring", "limited")
 		cluster.Do(t, http.MethodPost, "/apis/rbac.authorization.k8s.io/v1/clusterroles", map[string]any{
