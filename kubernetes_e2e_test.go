@@ -163,6 +163,35 @@ kubernetes:
 		}
 	}
 
+	t.Run("a scrape makes no API request", func(t *testing.T) {
+		requests := func() float64 {
+			code, body := cluster.Do(t, http.MethodGet, "/metrics", nil)
+			if code != http.StatusOK {
+				t.Fatalf("apiserver /metrics: %d", code)
+			}
+			m := parseMetrics(t, body)
+			total := 0.0
+			for _, s := range find(m, "apiserver_request_total", nil) {
+				switch label(s, "resource") {
+				case "secrets", "configmaps", "validatingwebhookconfigurations", "mutatingwebhookconfigurations":
+					total += s.GetCounter().GetValue() // every verb: the test's own creates make it non-zero
+
+				}
+			}
+			return total
+		}
+		before := requests()
+		if before == 0 {
+			t.Fatal("apiserver_request_total counts nothing for these resources: the check would prove nothing")
+		}
+		for range 10 {
+			p.scrape(t, "/metrics")
+		}
+		if after := requests(); after != before {
+			t.Errorf("10 scrapes made %v requests to the API server, want 0", after-before)
+		}
+	})
+
 	t.Run("renewal shows within seconds", func(t *testing.T) {
 		renewed := testpki.NewChain(t, testpki.Options{NotAfter: time.Now().Add(300 * 24 * time.Hour)})
 		start := time.Now()
