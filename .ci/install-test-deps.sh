@@ -21,6 +21,9 @@ packages=(
 	slapd          # LDAP StartTLS extended operation
 	vsftpd         # FTP AUTH TLS
 	mariadb-server # MySQL protocol SSL (mariadbd)
+	podman         # container image test (deploy/container): make image + inspect
+	buildah
+	openssl        # cross-check of the trust store's dates
 )
 # init scripts / units of those packages, stopped and disabled when this
 # script installed them

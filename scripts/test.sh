@@ -6,13 +6,14 @@
 # It installs what the tests need first, and reuses what is already there:
 #   - Debian packages for the real STARTTLS daemons (.ci/install-test-deps.sh, as root)
 #   - kube-apiserver and etcd (scripts/kube-tools.sh), promtool, prometheus
-#     and amtool, built once into versioned folders under
+#     amtool and helm, built once into versioned folders under
 #     $CERTWATCH_TOOLS (default ~/.cache/certwatch/tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROMETHEUS_VERSION=v0.316.0
 ALERTMANAGER_VERSION=v0.34.2
+HELM_VERSION=v3.22.0
 TOOLS="${CERTWATCH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/certwatch/tools}"
 FUZZTIME="${CERTWATCH_FUZZTIME:-10s}"
 
@@ -23,7 +24,7 @@ if [ -x .ci/install-test-deps.sh ]; then
 		step "Debian packages for the daemon tests"
 		.ci/install-test-deps.sh
 	elif [ -z "${CERTWATCH_SKIP_DAEMON_TESTS:-}" ]; then
-		echo "not root: run .ci/install-test-deps.sh as root once, or set CERTWATCH_SKIP_DAEMON_TESTS=1" >&2
+		echo "not root: run .ci/install-test-deps.sh as root once, or set CERTWATCH_SKIP_DAEMON_TESTS=1 (and CERTWATCH_SKIP_IMAGE_TESTS=1 without podman)" >&2
 	fi
 fi
 
@@ -37,10 +38,11 @@ install_tool() { # folder binary package@version
 	fi
 	export PATH="$dir:$PATH"
 }
-step "test tools: promtool and prometheus ${PROMETHEUS_VERSION}, amtool ${ALERTMANAGER_VERSION}"
+step "test tools: promtool and prometheus ${PROMETHEUS_VERSION}, amtool ${ALERTMANAGER_VERSION}, helm ${HELM_VERSION}"
 install_tool "prometheus-${PROMETHEUS_VERSION}" promtool "github.com/prometheus/prometheus/cmd/promtool@${PROMETHEUS_VERSION}"
 install_tool "prometheus-${PROMETHEUS_VERSION}" prometheus "github.com/prometheus/prometheus/cmd/prometheus@${PROMETHEUS_VERSION}"
 install_tool "alertmanager-${ALERTMANAGER_VERSION}" amtool "github.com/prometheus/alertmanager/cmd/amtool@${ALERTMANAGER_VERSION}"
+install_tool "helm-${HELM_VERSION}" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 promtool --version >/dev/null
 
 if [ "${CERTWATCH_SKIP_KUBE_TESTS:-}" != 1 ]; then
