@@ -1,12 +1,16 @@
 package collector
 
 import (
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
@@ -57,9 +61,24 @@ var (
 type emitter struct {
 	e  *Exporter
 	ch chan<- prometheus.Metric
+
+	// Per-scrape state of findings: label sets resolved once, and series
+	// buffered until they can be sent sorted.
+	noExtra *labelSet
+	sets    map[unsafe.Pointer]*labelSet
+	keySets map[string]*keySet
+	pending [numMetrics][]pendingSeries
+	// Slabs that label values and series are carved from.
+	arena                                       []string
+	seriesSlab                                  []series
+	pairSlab                                    []dto.LabelPair
+	pairPtrSlab                                 []*dto.LabelPair
+	chunk, seriesChunk, pairChunk, pairPtrChunk int
 }
 
-func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter { return &emitter{e: e, ch: ch} }
+func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter {
+	return &emitter{e: e, ch: ch, sets: map[unsafe.Pointer]*labelSet{}, keySets: map[string]*keySet{}}
+}
 
 func (em *emitter) gauge(name, help string, fixed []string, values []string, extra map[string]string, v float64) {
 	names := fixed
@@ -110,16 +129,26 @@ func (em *emitter) kubernetesStatus(statuses []kubernetes.Status) {
 // findings emits the metrics of every place. A target with several keys
 // (keystore aliases, kubeconfig users) gets one success series, failed when
 // any key failed.
+//
+// The series are buffered and sent family by family, each family in the
+// order the registry sorts it into (label values in label-name order), then
+// the registry's own sort finds them sorted and costs one comparison per
+// series instead of n log n comparisons that chase pointers through every
+// label pair. The answer is the same: the registry sorts regardless.
 func (em *emitter) findings(findings []source.Finding) {
+	type targetKey struct{ source, target string }
+	type placeKey struct{ source, target, key string }
 	type targetState struct {
 		place source.Place
 		err   error
 	}
-	var order []string
-	targets := map[string]*targetState{}
-	seen := map[string]bool{}
-	for _, f := range findings {
-		tk := f.Source + "\x00" + f.Target
+	var order []targetKey
+	targets := map[targetKey]*targetState{}
+	seen := map[placeKey]bool{}
+	var places []*source.Finding
+	for i := range findings {
+		f := &findings[i]
+		tk := targetKey{f.Source, f.Target}
 		ts, ok := targets[tk]
 		if !ok {
 			ts = &targetState{place: f.Place}
@@ -129,51 +158,280 @@ func (em *emitter) findings(findings []source.Finding) {
 		if f.Err != nil && ts.err == nil {
 			ts.err = f.Err
 		}
-		pk := tk + "\x00" + f.Key
+		pk := placeKey{f.Source, f.Target, f.Key}
 		if seen[pk] || len(f.Certs) == 0 {
 			continue // a duplicate place would make the scrape invalid
 		}
 		seen[pk] = true
-		em.place(f)
+		places = append(places, f)
+	}
+	// Judged together: chains not judged before are verified on every core.
+	chains := make([]inspect.Chain, len(places))
+	for i, f := range places {
+		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
+	}
+	for i, verdict := range em.e.inspector.JudgeAll(chains) {
+		em.place(places[i], verdict)
 	}
 	for _, tk := range order {
 		ts := targets[tk]
-		values := []string{ts.place.Source, ts.place.Target}
-		em.gauge(nameTargetSuccess, helpTargetSuccess, targetLabels, values, ts.place.Labels, boolValue(ts.err == nil))
+		ls := em.labelSet(ts.place.Labels)
+		src, tgt := validUTF8(ts.place.Source), validUTF8(ts.place.Target)
+		em.add(ls, metricTargetSuccess, em.strs(src, tgt), boolValue(ts.err == nil))
 		if ts.err != nil {
-			em.gauge(nameTargetError, helpTargetError, append(targetLabels[:2:2], "class"),
-				append(values, string(source.ClassOf(ts.err))), ts.place.Labels, 1)
+			em.add(ls, metricTargetError, em.strs(src, tgt, validUTF8(string(source.ClassOf(ts.err)))), 1)
 		}
 	}
+	em.flush()
 }
 
-func (em *emitter) place(f source.Finding) {
-	verdict := em.e.inspector.Judge(f.Certs, f.KeyPublics, f.Verify)
+func (em *emitter) place(f *source.Finding, verdict inspect.Verdict) {
 	if !verdict.Valid() {
 		em.e.logger.Debug("Chain not valid", "kind", f.Source, "target", f.Target, "key", f.Key,
 			"reason", verdict.Reason, "detail", verdict.Detail)
 	}
-	pv := []string{f.Source, f.Target, f.Key}
-	em.gauge(nameChainValid, helpChainValid, append(placeLabels[:3:3], "reason"),
-		append(pv, string(verdict.Reason)), f.Labels, boolValue(verdict.Valid()))
-	em.gauge(nameChainNotAfter, helpChainNotAfter, placeLabels, pv, f.Labels, unixSeconds(verdict.ChainNotAfter))
+	ls := em.labelSet(f.Labels)
+	src, tgt, key := validUTF8(f.Source), validUTF8(f.Target), validUTF8(f.Key)
+	em.add(ls, metricChainValid, em.strs(src, tgt, key, validUTF8(string(verdict.Reason))), boolValue(verdict.Valid()))
+	em.add(ls, metricChainNotAfter, em.strs(src, tgt, key), unixSeconds(verdict.ChainNotAfter))
 	for i, c := range f.Certs {
 		facts := inspect.FactsOf(c)
-		cv := []string{f.Source, f.Target, f.Key, strconv.Itoa(i), facts.SubjectCN, facts.IssuerCN}
-		em.gauge(nameCertNotAfter, helpCertNotAfter, certLabels, cv, f.Labels, unixSeconds(facts.NotAfter))
-		em.gauge(nameCertNotBefore, helpCertNotBefore, certLabels, cv, f.Labels, unixSeconds(facts.NotBefore))
-		info := append(cv, facts.Serial, facts.FingerprintSHA256, limit(facts.Subject), limit(facts.Issuer),
-			joinLimited(facts.DNSNames), joinLimited(facts.IPAddresses), joinLimited(facts.URIs),
-			joinLimited(facts.EmailAddresses), facts.KeyAlgorithm, strconv.Itoa(facts.KeyBits),
-			facts.SignatureAlgorithm, strconv.FormatBool(facts.IsCA), strconv.FormatBool(facts.SelfSigned))
-		em.gauge(nameCertInfo, helpCertInfo, append(certLabels[:6:6], infoLabels...), info, f.Labels, 1)
+		cv := em.strs(src, tgt, key, strconv.Itoa(i), validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
+		em.add(ls, metricCertNotAfter, cv, unixSeconds(facts.NotAfter))
+		em.add(ls, metricCertNotBefore, cv, unixSeconds(facts.NotBefore))
+		info := em.strs(src, tgt, key, cv[3], cv[4], cv[5],
+			validUTF8(facts.Serial), validUTF8(facts.FingerprintSHA256), validUTF8(limit(facts.Subject)), validUTF8(limit(facts.Issuer)),
+			validUTF8(joinLimited(facts.DNSNames)), validUTF8(joinLimited(facts.IPAddresses)), validUTF8(joinLimited(facts.URIs)),
+			validUTF8(joinLimited(facts.EmailAddresses)), validUTF8(facts.KeyAlgorithm), strconv.Itoa(facts.KeyBits),
+			validUTF8(facts.SignatureAlgorithm), strconv.FormatBool(facts.IsCA), strconv.FormatBool(facts.SelfSigned))
+		em.add(ls, metricCertInfo, info, 1)
 	}
 	if f.TLS != nil {
-		tv := []string{f.Source, f.Target}
-		em.gauge(nameTLSVersion, helpTLSVersion, append(targetLabels[:2:2], "version", "cipher"),
-			append(tv, f.TLS.Version, f.TLS.CipherSuite), f.Labels, 1)
-		em.gauge(nameHandshake, helpHandshake, targetLabels, tv, f.Labels, f.TLS.HandshakeDuration.Seconds())
+		em.add(ls, metricTLSVersion, em.strs(src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)), 1)
+		em.add(ls, metricHandshake, em.strs(src, tgt), f.TLS.HandshakeDuration.Seconds())
 	}
+}
+
+// The metrics of places and targets, by index into metricDefs.
+const (
+	metricChainValid = iota
+	metricChainNotAfter
+	metricCertNotAfter
+	metricCertNotBefore
+	metricCertInfo
+	metricTLSVersion
+	metricHandshake
+	metricTargetSuccess
+	metricTargetError
+	numMetrics
+)
+
+var metricDefs = [numMetrics]struct {
+	name, help string
+	labels     []string // before the extra labels
+}{
+	metricChainValid:    {nameChainValid, helpChainValid, append(placeLabels[:3:3], "reason")},
+	metricChainNotAfter: {nameChainNotAfter, helpChainNotAfter, placeLabels},
+	metricCertNotAfter:  {nameCertNotAfter, helpCertNotAfter, certLabels},
+	metricCertNotBefore: {nameCertNotBefore, helpCertNotBefore, certLabels},
+	metricCertInfo:      {nameCertInfo, helpCertInfo, append(certLabels[:6:6], infoLabels...)},
+	metricTLSVersion:    {nameTLSVersion, helpTLSVersion, append(targetLabels[:2:2], "version", "cipher")},
+	metricHandshake:     {nameHandshake, helpHandshake, targetLabels},
+	metricTargetSuccess: {nameTargetSuccess, helpTargetSuccess, targetLabels},
+	metricTargetError:   {nameTargetError, helpTargetError, append(targetLabels[:2:2], "class")},
+}
+
+// labelSet is the extra labels of a place (the configuration's, or a
+// Kubernetes object's), resolved once per scrape rather than per series.
+type labelSet struct {
+	values []string // UTF-8-valid, in the order of keys.names
+	keys   *keySet
+}
+
+// keySet is a set of extra label names and the descriptors of every metric
+// with them.
+type keySet struct {
+	names []string // sorted
+	descs [numMetrics]*seriesDesc
+}
+
+// seriesDesc describes the series of one metric with one set of extra
+// labels. Its labels are in name order, the order the registry wants label
+// pairs in (it sorts them otherwise) and sorts series by.
+type seriesDesc struct {
+	desc   *prometheus.Desc
+	err    error    // the descriptor is unusable (an extra label clashes); its series are dropped
+	names  []string // label names, sorted
+	byName []int    // byName[k] is the position, among the fixed values then the extra values, of names[k]
+}
+
+// pendingSeries is a series waiting for its family to be sorted and sent.
+type pendingSeries struct {
+	d      *seriesDesc
+	values []string // in label-name order
+	v      float64
+}
+
+func (em *emitter) labelSet(extra map[string]string) *labelSet {
+	if len(extra) == 0 {
+		if em.noExtra == nil {
+			em.noExtra = &labelSet{keys: &keySet{}}
+		}
+		return em.noExtra
+	}
+	// Places of one group share one map: resolve it once.
+	id := reflect.ValueOf(extra).UnsafePointer()
+	if ls, ok := em.sets[id]; ok {
+		return ls
+	}
+	names := sortedKeys(extra)
+	sig := strings.Join(names, "\x00")
+	ks, ok := em.keySets[sig]
+	if !ok {
+		ks = &keySet{names: names}
+		em.keySets[sig] = ks
+	}
+	ls := &labelSet{keys: ks, values: make([]string, len(names))}
+	for i, k := range names {
+		ls.values[i] = validUTF8(extra[k])
+	}
+	em.sets[id] = ls
+	return ls
+}
+
+func (em *emitter) desc(ks *keySet, metric int) *seriesDesc {
+	if d := ks.descs[metric]; d != nil {
+		return d
+	}
+	def := metricDefs[metric]
+	declared := append(append(make([]string, 0, len(def.labels)+len(ks.names)), def.labels...), ks.names...)
+	d := &seriesDesc{byName: make([]int, len(declared)), names: make([]string, len(declared))}
+	for i := range d.byName {
+		d.byName[i] = i
+	}
+	slices.SortStableFunc(d.byName, func(a, b int) int { return strings.Compare(declared[a], declared[b]) })
+	for k, i := range d.byName {
+		d.names[k] = declared[i]
+	}
+	d.desc = em.e.descs.get(def.name, def.help, d.names)
+	// The descriptor's own error (a duplicate label name) is what
+	// NewConstMetric would report for every series of it.
+	if _, err := prometheus.NewConstMetric(d.desc, prometheus.GaugeValue, 0, make([]string, len(d.names))...); err != nil {
+		d.err = err
+	}
+	ks.descs[metric] = d
+	return d
+}
+
+// add buffers one gauge series. values are UTF-8-valid, in the order of the
+// metric's fixed labels; the extra labels' values are added here.
+func (em *emitter) add(ls *labelSet, metric int, values []string, v float64) {
+	d := em.desc(ls.keys, metric)
+	ordered := em.alloc(len(d.byName))
+	for k, i := range d.byName {
+		if i < len(values) {
+			ordered[k] = values[i]
+		} else {
+			ordered[k] = ls.values[i-len(values)]
+		}
+	}
+	em.pending[metric] = append(em.pending[metric], pendingSeries{d: d, values: ordered, v: v})
+}
+
+// flush sends every buffered series, each family sorted.
+func (em *emitter) flush() {
+	for metric := range em.pending {
+		pending := em.pending[metric]
+		slices.SortFunc(pending, compareSeries)
+		for _, p := range pending {
+			if p.d.err != nil {
+				em.e.logger.Error("Dropping a series that cannot be built", "metric", metricDefs[metric].name, "err", p.d.err)
+				continue
+			}
+			em.ch <- em.series(p)
+		}
+		clear(pending) // let the values go
+		em.pending[metric] = pending[:0]
+	}
+}
+
+// compareSeries orders series as the registry does (client_golang's
+// internal.MetricSorter): fewer labels first, then label values compared
+// one by one in label-name order.
+func compareSeries(a, b pendingSeries) int {
+	if len(a.values) != len(b.values) {
+		return len(a.values) - len(b.values)
+	}
+	for k := range a.values {
+		if c := strings.Compare(a.values[k], b.values[k]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// series is one gauge sample of a scrape. It writes what a const metric
+// from prometheus.NewConstMetric writes (sorted label pairs, a gauge
+// value), but its label pairs come from slabs carved per scrape instead of
+// three allocations per label, and they are built in name order, so neither
+// the constructor nor the registry sorts them.
+type series struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	gauge  dto.Gauge
+	value  float64
+}
+
+func (s *series) Desc() *prometheus.Desc { return s.desc }
+
+func (s *series) Write(out *dto.Metric) error {
+	out.Label = s.labels
+	out.Gauge = &s.gauge
+	return nil
+}
+
+func (em *emitter) series(p pendingSeries) prometheus.Metric {
+	n := len(p.values)
+	s := &carve(&em.seriesSlab, &em.seriesChunk, 1, 4096)[0]
+	s.desc, s.value = p.d.desc, p.v
+	s.gauge.Value = &s.value
+	s.labels = carve(&em.pairPtrSlab, &em.pairPtrChunk, n, 1<<16)
+	pairs := carve(&em.pairSlab, &em.pairChunk, n, 1<<16)
+	for k := range p.values {
+		pairs[k].Name, pairs[k].Value = &p.d.names[k], &p.values[k]
+		s.labels[k] = &pairs[k]
+	}
+	return s
+}
+
+// strs returns a slice holding values, carved from a per-scrape arena so
+// that a scrape does not allocate one small slice per series.
+func (em *emitter) strs(values ...string) []string {
+	out := em.alloc(len(values))
+	copy(out, values)
+	return out
+}
+
+func (em *emitter) alloc(n int) []string { return carve(&em.arena, &em.chunk, n, 1<<16) }
+
+// carve takes n elements off a slab, allocating a new slab when it runs
+// out. Slabs double from 64 elements up to maxChunk, so a /probe answer
+// allocates little and a /metrics answer over many places few times.
+func carve[T any](slab *[]T, chunk *int, n, maxChunk int) []T {
+	if len(*slab) < n {
+		*chunk = min(max(2**chunk, 64), maxChunk)
+		*slab = make([]T, max(n, *chunk))
+	}
+	out := (*slab)[:n:n]
+	*slab = (*slab)[n:]
+	return out
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD") // names in a hostile certificate can be any bytes
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.Unix()) }

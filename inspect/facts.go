@@ -15,7 +15,12 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"runtime"
+	"sync"
 	"time"
+	"unique"
+	"unsafe"
+	"weak"
 )
 
 // Facts are the attributes of one certificate that certwatch reports.
@@ -39,16 +44,27 @@ type Facts struct {
 	SelfSigned         bool
 }
 
-// FactsOf extracts the facts of one certificate.
-func FactsOf(c *x509.Certificate) Facts {
-	fp := sha256.Sum256(c.Raw)
+// FactsOf extracts the facts of one certificate. They are computed once per
+// certificate object and remembered for as long as it lives: a steady state
+// (unchanged files, cached Kubernetes objects) re-reports the same
+// certificates on every scrape, and computing facts costs a signature check
+// for self-signed certificates and several allocations for names. The
+// returned slices are shared: callers must not modify them.
+func FactsOf(c *x509.Certificate) Facts { return memoOf(c).facts }
+
+// Fingerprint returns the SHA-256 of the certificate's DER encoding,
+// computed once per certificate object (see FactsOf).
+func Fingerprint(c *x509.Certificate) [32]byte { return memoOf(c).fp }
+
+// factsOf computes the facts of one certificate.
+func factsOf(c *x509.Certificate, fp [32]byte) Facts {
 	f := Facts{
 		NotBefore:          c.NotBefore,
 		NotAfter:           c.NotAfter,
 		SubjectCN:          c.Subject.CommonName,
-		IssuerCN:           c.Issuer.CommonName,
+		IssuerCN:           intern(c.Issuer.CommonName),
 		Subject:            c.Subject.String(),
-		Issuer:             c.Issuer.String(),
+		Issuer:             intern(c.Issuer.String()),
 		Serial:             SerialHex(c),
 		FingerprintSHA256:  hex.EncodeToString(fp[:]),
 		DNSNames:           c.DNSNames,
@@ -65,6 +81,99 @@ func FactsOf(c *x509.Certificate) Facts {
 	}
 	f.KeyAlgorithm, f.KeyBits = KeyInfo(c)
 	return f
+}
+
+// intern returns the canonical copy of s. Issuer names repeat across every
+// certificate of a CA: one copy saves memory, and label values that share
+// their bytes compare by pointer when series are sorted.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// memo is what is remembered about one certificate. It must hold no
+// pointer to a certificate object, or that object would never be collected
+// (slices such as DNSNames are separate allocations: sharing them does not
+// keep the certificate alive).
+type memo struct {
+	fp    [32]byte
+	facts Facts
+	refs  int // certificate objects using it; guarded by memos
+}
+
+// memos maps live certificate objects to their memo, by address. The
+// entry's weak pointer tells whether the certificate at that address is
+// still the one the entry was made for: a collected certificate's weak
+// pointer reads nil, so a new certificate allocated at the same address is
+// never mistaken for it. (Making a weak pointer costs a walk of the
+// runtime's per-span records; reading one is a load: lookups, on every
+// scrape, only read.) A cleanup attached to each certificate drops its entry
+// once it is collected, so the map holds the certificates some source still
+// holds.
+//
+// Objects with the same content share one memo (byFP, reference-counted):
+// Kubernetes Secrets each hold their own copy of the same intermediate and
+// root, and every probe of an endpoint parses its chain anew.
+var memos = struct {
+	sync.RWMutex
+	m    map[uintptr]memoEntry
+	byFP map[[32]byte]*memo
+}{m: map[uintptr]memoEntry{}, byFP: map[[32]byte]*memo{}}
+
+type memoEntry struct {
+	cert weak.Pointer[x509.Certificate]
+	memo *memo
+}
+
+func memoOf(c *x509.Certificate) *memo {
+	addr := uintptr(unsafe.Pointer(c))
+	memos.RLock()
+	e, ok := memos.m[addr]
+	memos.RUnlock()
+	if ok && e.cert.Value() == c {
+		return e.memo
+	}
+	fp := sha256.Sum256(c.Raw)
+	memos.RLock()
+	m := memos.byFP[fp]
+	memos.RUnlock()
+	if m == nil {
+		m = &memo{fp: fp, facts: factsOf(c, fp)}
+	}
+	w := weak.Make(c)
+	memos.Lock()
+	if e, ok := memos.m[addr]; ok && e.cert.Value() == c { // made concurrently by another scrape
+		memos.Unlock()
+		return e.memo
+	}
+	if shared := memos.byFP[fp]; shared != nil {
+		m = shared
+	} else {
+		memos.byFP[fp] = m
+	}
+	if old, ok := memos.m[addr]; ok {
+		releaseMemo(old.memo) // a collected certificate whose cleanup has not run yet
+	}
+	m.refs++
+	memos.m[addr] = memoEntry{cert: w, memo: m}
+	memos.Unlock()
+	runtime.AddCleanup(c, forgetMemo, addr)
+	return m
+}
+
+// forgetMemo drops the entry of a collected certificate, unless a newer
+// certificate at the same address took its place.
+func forgetMemo(addr uintptr) {
+	memos.Lock()
+	if e, ok := memos.m[addr]; ok && e.cert.Value() == nil {
+		delete(memos.m, addr)
+		releaseMemo(e.memo)
+	}
+	memos.Unlock()
+}
+
+// releaseMemo drops a reference; memos must be locked.
+func releaseMemo(m *memo) {
+	if m.refs--; m.refs == 0 && memos.byFP[m.fp] == m {
+		delete(memos.byFP, m.fp)
+	}
 }
 
 // SerialHex renders the serial number as lowercase hex of its big-endian

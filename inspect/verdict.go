@@ -7,8 +7,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certwatch/certwatch/source"
@@ -81,38 +84,118 @@ func NewInspector(now func() time.Time) *Inspector {
 // stored order; keyPublics are the public halves of private keys stored with
 // them.
 func (in *Inspector) Judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams) Verdict {
-	if len(certs) == 0 {
-		return Verdict{Reason: ReasonInvalid, Detail: "no certificates"}
-	}
+	return in.JudgeAll([]Chain{{Certs: certs, KeyPublics: keyPublics, Verify: p}})[0]
+}
+
+// Chain is what Judge takes: a place's certificates, the public halves of
+// the private keys stored with them, and how to verify them.
+type Chain struct {
+	Certs      []*x509.Certificate
+	KeyPublics []crypto.PublicKey
+	Verify     source.VerifyParams
+}
+
+// JudgeAll returns the verdicts on many places' chains, the same verdicts
+// as calling Judge on each in turn. What only depends on a chain (its
+// crypto/x509 verification, the bulk of the cost of a first scrape) is done
+// for the chains without a cached verdict on every core; what depends on
+// the places judged before (which intermediates were seen elsewhere, when a
+// chain fails) is then done in order, as consecutive Judge calls would.
+func (in *Inspector) JudgeAll(chains []Chain) []Verdict {
+	out := make([]Verdict, len(chains))
 	now := in.now()
-	key := cacheKey(certs, keyPublics, p)
+	keys := make([][32]byte, len(chains))
+	done := make([]bool, len(chains))
+	var todo []int                // first place of each distinct chain without a verdict
+	pending := map[[32]byte]int{} // its index in todo
+	for i, c := range chains {
+		if len(c.Certs) == 0 {
+			out[i], done[i] = Verdict{Reason: ReasonInvalid, Detail: "no certificates"}, true
+			continue
+		}
+		keys[i] = cacheKey(c.Certs, c.KeyPublics, c.Verify)
+	}
 	in.mu.Lock()
-	if v, ok := in.verdicts[key]; ok && now.Before(v.ValidUntil) {
-		in.mu.Unlock()
-		return v
+	for i := range chains {
+		if done[i] {
+			continue
+		}
+		if v, ok := in.verdicts[keys[i]]; ok && now.Before(v.ValidUntil) {
+			out[i], done[i] = v, true
+			continue
+		}
+		if _, ok := pending[keys[i]]; !ok {
+			pending[keys[i]] = len(todo)
+			todo = append(todo, i)
+		}
 	}
 	in.mu.Unlock()
+	if len(todo) == 0 {
+		return out
+	}
 
-	v := in.judge(certs, keyPublics, p, now)
+	verified := make([]verification, len(todo))
+	verifyOne := func(j int) {
+		c := chains[todo[j]]
+		verified[j] = verify(c.Certs, c.KeyPublics, c.Verify, now)
+	}
+	if workers := min(runtime.GOMAXPROCS(0), len(todo)); workers > 1 {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := int(next.Add(1) - 1); j < len(todo); j = int(next.Add(1) - 1) {
+					verifyOne(j)
+				}
+			}()
+		}
+		wg.Wait()
+	} else {
+		verifyOne(0)
+	}
 
+	for i, c := range chains {
+		if done[i] {
+			continue
+		}
+		in.mu.Lock()
+		v, ok := in.verdicts[keys[i]] // the same chain at an earlier place
+		in.mu.Unlock()
+		if !ok || !now.Before(v.ValidUntil) {
+			v = in.finish(verified[pending[keys[i]]], c.Certs, c.Verify)
+			in.remember(keys[i], v, c.Certs)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// remember caches a verdict and the intermediates of its chain.
+func (in *Inspector) remember(key [32]byte, v Verdict, certs []*x509.Certificate) {
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	if len(in.verdicts) > 1<<17 { // a crude bound; entries are small and re-derivable
 		clear(in.verdicts)
 	}
 	in.verdicts[key] = v
 	for _, c := range certs[1:] {
-		if c.IsCA && !IsSelfSigned(c) && len(in.intermediates) < maxRememberedIntermediates {
-			in.intermediates[sha256.Sum256(c.Raw)] = c
+		if c.IsCA && !FactsOf(c).SelfSigned && len(in.intermediates) < maxRememberedIntermediates {
+			in.intermediates[Fingerprint(c)] = c
 		}
 	}
-	in.mu.Unlock()
-	return v
 }
 
+// cacheKey identifies a chain and how it is to be verified. Every scrape
+// computes it for every place, so the certificates' fingerprints come from
+// the per-certificate memo (see Fingerprint) rather than being rehashed.
+// The bytes hashed are the same as ever: fingerprints, key DER,
+// "|roots|name|serverAuth|", then the extra intermediates' fingerprints.
 func cacheKey(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams) [32]byte {
 	h := sha256.New()
 	for _, c := range certs {
-		fp := sha256.Sum256(c.Raw)
+		fp := Fingerprint(c)
 		h.Write(fp[:])
 	}
 	for _, k := range keyPublics {
@@ -120,25 +203,55 @@ func cacheKey(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source
 			h.Write(der)
 		}
 	}
-	fmt.Fprintf(h, "|%s|%s|%t|", p.RootsID, p.DNSName, p.ServerAuth)
+	var buf [256]byte
+	b := append(buf[:0], '|')
+	b = append(b, p.RootsID...)
+	b = append(b, '|')
+	b = append(b, p.DNSName...)
+	b = append(b, '|')
+	b = strconv.AppendBool(b, p.ServerAuth)
+	b = append(b, '|')
+	h.Write(b)
 	for _, c := range p.Extra {
-		fp := sha256.Sum256(c.Raw)
+		fp := Fingerprint(c)
 		h.Write(fp[:])
 	}
 	var k [32]byte
-	copy(k[:], h.Sum(nil))
+	h.Sum(k[:0])
 	return k
 }
 
-func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
+// verification is the part of a verdict that depends on the chain alone.
+// When crypto/x509 refused the chain (err set), the verdict's reason is
+// still to be found by classify, which depends on the inspector's state.
+type verification struct {
+	v    Verdict
+	err  error
+	opts x509.VerifyOptions
+	now  time.Time
+}
+
+// finish completes a verification into a verdict.
+func (in *Inspector) finish(ver verification, certs []*x509.Certificate, p source.VerifyParams) Verdict {
+	if ver.err == nil {
+		return ver.v
+	}
+	v := ver.v
+	v.Reason, v.Detail = in.classify(ver.err, certs, p.Extra, ver.opts, ver.now)
+	return v
+}
+
+// verify judges a chain as far as the chain alone allows. It is safe to
+// call concurrently.
+func verify(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) verification {
 	v := Verdict{ValidUntil: nextChange(certs, now)}
 	leaf := certs[0]
-	if leaf.IsCA && IsSelfSigned(leaf) && p.DNSName == "" {
+	if leaf.IsCA && FactsOf(leaf).SelfSigned && p.DNSName == "" {
 		// A file of trust anchors (a root, or a bundle of roots): there is no
 		// chain to build, each certificate stands on its own dates and key.
 		v.Reason, v.Detail = judgeAnchors(certs, now)
 		v.ChainNotAfter = earliestNotAfter(certs)
-		return v
+		return verification{v: v, now: now}
 	}
 
 	// Only what the place presented builds the chain: intermediates known
@@ -158,8 +271,7 @@ func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.Public
 	chains, err := leaf.Verify(opts)
 	if err != nil {
 		v.ChainNotAfter = earliestNotAfter(certs)
-		v.Reason, v.Detail = in.classify(err, certs, p.Extra, opts, now)
-		return v
+		return verification{v: v, err: err, opts: opts, now: now}
 	}
 	chain := longestLived(chains)
 	v.ChainNotAfter = earliestNotAfter(chain)
@@ -169,22 +281,22 @@ func (in *Inspector) judge(certs []*x509.Certificate, keyPublics []crypto.Public
 	for _, c := range chain[:len(chain)-1] { // a root's own signature is not relied upon
 		if hasWeakSignature(c) {
 			v.Reason, v.Detail = ReasonWeakSignature, fmt.Sprintf("%q is signed with %s", c.Subject.CommonName, c.SignatureAlgorithm)
-			return v
+			return verification{v: v, now: now}
 		}
 	}
 	for _, c := range chain {
 		if hasWeakKey(c) {
 			alg, bits := KeyInfo(c)
 			v.Reason, v.Detail = ReasonWeakKey, fmt.Sprintf("%q has a %d-bit %s key", c.Subject.CommonName, bits, alg)
-			return v
+			return verification{v: v, now: now}
 		}
 	}
 	if r, d := checkKeys(leaf, keyPublics); r != ReasonOK {
 		v.Reason, v.Detail = r, d
-		return v
+		return verification{v: v, now: now}
 	}
 	v.Reason = ReasonOK
-	return v
+	return verification{v: v, now: now}
 }
 
 // classify turns a verification error into a reason, probing further where

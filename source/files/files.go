@@ -17,10 +17,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"weak"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/shard"
@@ -43,6 +45,7 @@ type group struct {
 	verify   source.VerifyParams
 	password []byte // nil when no password_file
 	loadErr  error  // the group's CA or password file is unreadable
+	optsKey  string // what, besides a file's identity, its cached parse depends on
 }
 
 // New compiles the file groups of a configuration.
@@ -70,6 +73,7 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 				g.password = []byte(strings.TrimRight(line, "\r"))
 			}
 		}
+		g.optsKey = g.verify.RootsID + "|" + hashPassword(g.password)
 		s.groups = append(s.groups, g)
 	}
 	return s
@@ -113,32 +117,41 @@ func (s *Source) Collect(ctx context.Context) []source.Finding {
 	results := make([][]source.Finding, len(jobs))
 	done := make([]bool, len(jobs)) // a read file may yield no finding (a key file in a walk)
 	workers := runtime.GOMAXPROCS(0) * 2
-	next := make(chan int)
+	// Workers take the next job off a counter (a steady state is one stat
+	// per file, so handing jobs over a channel would cost as much as the
+	// stat); none starts a job once the scrape's deadline has passed.
+	var next atomic.Int64
+	stop := ctx.Done()
 	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
 				results[i] = s.read(jobs[i].path, jobs[i].explicit, jobs[i].g)
 				done[i] = true
 			}
 		}()
 	}
-feed:
-	for i := range jobs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	wg.Wait()
+	total := len(findings)
+	for i, r := range results {
+		total += max(len(r), 1)
+		if !done[i] {
+			results[i] = []source.Finding{s.failure(jobs[i].g, jobs[i].path, source.Errorf(source.ClassTimeout, "scrape deadline reached before the file was read"))}
 		}
 	}
-	close(next)
-	wg.Wait()
-	for i, r := range results {
-		if !done[i] {
-			r = []source.Finding{s.failure(jobs[i].g, jobs[i].path, source.Errorf(source.ClassTimeout, "scrape deadline reached before the file was read"))}
-		}
+	findings = slices.Grow(findings, total-len(findings))
+	for _, r := range results {
 		findings = append(findings, r...)
 	}
 	s.cache.retain(seen)
@@ -161,7 +174,7 @@ func (s *Source) read(path string, explicit bool, g *group) []source.Finding {
 		return []source.Finding{s.failure(g, path, notRegular(path, st))}
 	}
 	id := identityOf(st)
-	optsKey := g.verify.RootsID + "|" + hashPassword(g.password)
+	optsKey := g.optsKey
 	if entries, ok := s.cache.get(path, id, optsKey); ok {
 		return s.findings(g, path, entries, explicit)
 	}
@@ -267,8 +280,9 @@ func identityOf(st os.FileInfo) identity {
 // Cache holds parsed files by path. It is safe for concurrent use and
 // survives configuration reloads.
 type Cache struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex // read-locked by the lookups of every scrape's workers
 	entries map[string]cached
+	certs   *internTable
 }
 
 type cached struct {
@@ -278,11 +292,51 @@ type cached struct {
 }
 
 // NewCache returns an empty cache.
-func NewCache() *Cache { return &Cache{entries: map[string]cached{}} }
+func NewCache() *Cache {
+	return &Cache{entries: map[string]cached{}, certs: &internTable{m: map[[32]byte]weak.Pointer[x509.Certificate]{}}}
+}
+
+// internTable makes files that hold the same certificate (an intermediate in
+// every fullchain.pem, a ca.crt copied beside every leaf, a trust bundle)
+// share one parsed copy: a parsed certificate is about 3-4 KiB of heap, far
+// more than its DER. Certificates are immutable, so sharing is invisible to
+// everything downstream. The table holds weak pointers only: a certificate
+// lives as long as some cached file holds it, and a cleanup removes its
+// entry when it goes.
+type internTable struct {
+	mu sync.Mutex
+	m  map[[32]byte]weak.Pointer[x509.Certificate]
+}
+
+// intern replaces each certificate with the copy already held, if any.
+func (t *internTable) intern(certs []*x509.Certificate) {
+	for i, c := range certs {
+		fp := sha256.Sum256(c.Raw)
+		t.mu.Lock()
+		if held := t.m[fp].Value(); held != nil {
+			t.mu.Unlock()
+			certs[i] = held
+			continue
+		}
+		t.m[fp] = weak.Make(c)
+		t.mu.Unlock()
+		runtime.AddCleanup(c, t.forget, fp)
+	}
+}
+
+// forget drops the entry of a collected certificate, unless a newer copy
+// took its place.
+func (t *internTable) forget(fp [32]byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w, ok := t.m[fp]; ok && w.Value() == nil {
+		delete(t.m, fp)
+	}
+}
 
 func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e, ok := c.entries[path]
 	if !ok || e.id != id || e.optsKey != optsKey {
 		return nil, false
@@ -291,6 +345,9 @@ func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, b
 }
 
 func (c *Cache) put(path string, id identity, optsKey string, entries []decode.Entry) {
+	for _, e := range entries {
+		c.certs.intern(e.Certs)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[path] = cached{id: id, optsKey: optsKey, entries: entries}

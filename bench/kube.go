@@ -1,0 +1,211 @@
+//go:build linux
+
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/certwatch/certwatch/internal/kubetest"
+	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/shard"
+	kubesrc "github.com/certwatch/certwatch/source/kubernetes"
+)
+
+// Figure 4: the Kubernetes source against a real kube-apiserver and etcd
+// (internal/kubetest): N kubernetes.io/tls Secrets in each of two
+// namespaces, identical but for the size of a junk key (4 KiB and 64 KiB).
+// One child process per namespace starts the source, waits for sync,
+// measures the live heap it holds and scrapes, R times.
+func runKube(args []string) {
+	fs := flag.NewFlagSet("kube", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	n := fs.Int("secrets", 10000, "Secrets per namespace")
+	parallel := fs.Int("create-concurrency", 16, "concurrent create requests")
+	parseFlags(fs, args)
+
+	tb := newTB()
+	fig := newFigure("kube", c.runs)
+	logf("starting kube-apiserver %s and etcd (binaries from %s)", kubetest.KubeVersion, kubetest.BinDir())
+	cluster := kubetest.Start(tb)
+	kubeconfig := cluster.AdminKubeconfig(tb)
+	p := loadOrCreatePKI(tb, filepath.Join(c.cache, "pki"))
+
+	// Every Secret: tls.crt (leaf + intermediate), tls.key, ca.crt (root),
+	// a cert-manager annotation, and junk.bin of the namespace's size.
+	start := time.Now()
+	logf("issuing %d certificates", *n)
+	type secretData struct{ crt, key, ca string }
+	data := make([]secretData, *n)
+	parallelDo(*n, 2, func(i int) {
+		leaf, issuer := p.leaf(tb, i, false, fmt.Sprintf("app-%05d.bench.svc", i), nil)
+		data[i] = secretData{
+			crt: base64.StdEncoding.EncodeToString(testpki.PEM(leaf, issuer)),
+			key: base64.StdEncoding.EncodeToString(testpki.KeyPEM(tb, leaf.Key)),
+			ca:  base64.StdEncoding.EncodeToString(testpki.PEM(p.ecRoot)),
+		}
+	})
+	sizes := []struct {
+		ns   string
+		junk int
+	}{{"bench-4k", 4 << 10}, {"bench-64k", 64 << 10}}
+	for _, sz := range sizes {
+		cluster.EnsureNamespace(tb, sz.ns)
+		logf("creating %d Secrets with %d KiB of junk in %s", *n, sz.junk>>10, sz.ns)
+		var created atomic.Int64
+		parallelDo(*n, *parallel, func(i int) {
+			junk := make([]byte, sz.junk)
+			_, _ = rand.Read(junk)
+			name := fmt.Sprintf("tls-%05d", i)
+			body := map[string]any{
+				"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+				"metadata": map[string]any{"name": name, "annotations": map[string]string{"cert-manager.io/certificate-name": name}},
+				"data": map[string]string{"tls.crt": data[i].crt, "tls.key": data[i].key, "ca.crt": data[i].ca,
+					"junk.bin": base64.StdEncoding.EncodeToString(junk)},
+			}
+			code, resp := cluster.Do(tb, http.MethodPost, "/api/v1/namespaces/"+sz.ns+"/secrets", body)
+			if code != http.StatusCreated {
+				fatalf("creating %s/%s: %d %s", sz.ns, name, code, resp)
+			}
+			if c := created.Add(1); c%2000 == 0 {
+				logf("  %d/%d", c, *n)
+			}
+		})
+	}
+	fig.comment("kube-apiserver %s + etcd from internal/kubetest on loopback; %d kubernetes.io/tls Secrets per namespace "+
+		"(tls.crt leaf+intermediate, tls.key, ca.crt root, cert-manager annotation) created in %.0f s", kubetest.KubeVersion, *n, time.Since(start).Seconds())
+	fig.comment("in process, one child per namespace: kubernetes.New + Start with client-go (QPS 20, burst 40 as the flag defaults), " +
+		"held memory = live heap after GC with the source synced and scraped, minus the heap before it")
+
+	held := map[string]float64{}
+	for _, sz := range sizes {
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("certwatch-bench-kube-%s-%d.json", sz.ns, os.Getpid()))
+		cmd := exec.Command(self(), "kube-one", "-kubeconfig", kubeconfig, "-ns", sz.ns, "-n", strconv.Itoa(*n),
+			"-junk", strconv.Itoa(sz.junk), "-runs", strconv.Itoa(c.runs), "-out", out, "-profile", c.profile)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := startLocked(cmd); err != nil {
+			fatalf("%v", err)
+		}
+		if err := cmd.Wait(); err != nil {
+			fatalf("kube-one %s: %v", sz.ns, err)
+		}
+		var part Figure
+		raw, err := os.ReadFile(out)
+		if err != nil || json.Unmarshal(raw, &part) != nil {
+			fatalf("kube-one %s wrote no result", sz.ns)
+		}
+		_ = os.Remove(out)
+		for _, r := range part.Rows {
+			if r.Name == "memory held per Secret (heap after GC)" {
+				held[sz.ns] = r.Value
+			}
+		}
+		fig.Rows = append(fig.Rows, part.Rows...)
+	}
+	ratio := held["bench-64k"] / held["bench-4k"]
+	fig.add(Row{Case: fmt.Sprintf("N=%d", *n), Name: "held memory, 64 KiB vs 4 KiB of junk per Secret", Unit: "×",
+		Value: ratio}.target("≤ 1.10 (payload 16× larger)", ratio <= 1.10).
+		note("%.2f vs %.2f KiB per Secret", held["bench-64k"], held["bench-4k"]))
+	fig.save(c.results)
+}
+
+func parallelDo(n, workers int, f func(i int)) { parallel(n, workers, func(_, i int) { f(i) }) }
+
+func runKubeOne(args []string) {
+	fs := flag.NewFlagSet("kube-one", flag.ExitOnError)
+	var c common
+	c.register(fs)
+	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig")
+	ns := fs.String("ns", "", "namespace")
+	n := fs.Int("n", 0, "Secrets expected")
+	junk := fs.Int("junk", 0, "junk bytes per Secret (for the report)")
+	out := fs.String("out", "", "where to write the figure")
+	parseFlags(fs, args)
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	restCfg.QPS, restCfg.Burst, restCfg.UserAgent = 20, 40, "certwatch" // as kubeclient.RESTConfig with the flag defaults
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	cfg := parseConfig(fmt.Sprintf("kubernetes:\n  secrets:\n    namespaces: [%q]\n", *ns))
+	const certsPerSecret = 3 // tls.crt leaf + intermediate, ca.crt root
+	cs := fmt.Sprintf("%s, %d KiB junk", *ns, *junk>>10)
+	fig := newFigure("kube", c.runs)
+
+	var syncs, perSecret, perCert, coldScrape, warmScrape []float64
+	for r := range c.runs {
+		before := heapAfterGC()
+		src, err := kubesrc.New(*cfg.Kubernetes, shard.Shard{}, client, dyn, benchLogger())
+		if err != nil {
+			fatalf("%v", err)
+		}
+		start := time.Now()
+		src.Start()
+		for !src.Synced() || src.Objects() < *n {
+			if time.Since(start) > 5*time.Minute {
+				fatalf("not synced after 5 minutes: %d of %d objects", src.Objects(), *n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		syncs = append(syncs, time.Since(start).Seconds())
+		x := newInProcess(cfg, src)
+		res := scrape(x.handler, "/metrics", acceptText, time.Minute, true)
+		checkStatus(res)
+		e := parseText(res.body)
+		if got := e.series["certwatch_cert_info"]; got != certsPerSecret**n {
+			fatalf("%d certificates reported, expected %d (%v)", got, certsPerSecret**n, e.values)
+		}
+		res.body = nil
+		coldScrape = append(coldScrape, ms(res.total))
+		var warm []float64
+		for range 3 {
+			warm = append(warm, ms(scrape(x.handler, "/metrics", acceptText, time.Minute, false).total))
+		}
+		warmScrape = append(warmScrape, median(warm))
+		after := heapAfterGC()
+		perSecret = append(perSecret, float64(int64(after)-int64(before))/float64(*n)/1024)
+		perCert = append(perCert, float64(int64(after)-int64(before))/float64(certsPerSecret**n)/1024)
+		if r == 0 {
+			heapProfile(c.profile, "kube-"+*ns+"-heap")
+		}
+		logf("  %s run %d: synced in %.2f s, %.2f KiB per Secret, first scrape %.0f ms, steady %.0f ms",
+			cs, r+1, syncs[r], perSecret[r], coldScrape[r], warmScrape[r])
+		src.Stop()
+		runtimeKeepAlive(x)
+	}
+	fig.add(measured(cs, "time to sync (Start to every Secret parsed)", "s", syncs))
+	fig.add(measured(cs, "memory held per Secret (heap after GC)", "KiB", perSecret).
+		note("informer cache, parsed certificates, verdicts; %d certificates per Secret", certsPerSecret))
+	fig.add(measured(cs, "memory held per certificate (heap after GC)", "KiB", perCert).target("< 4 KiB", median(perCert) < 4))
+	fig.add(measured(cs, "/metrics, first scrape", "ms", coldScrape).note("every chain verified"))
+	fig.add(measured(cs, "/metrics, steady", "ms", warmScrape))
+	data, _ := json.Marshal(fig)
+	if err := os.WriteFile(*out, data, 0o644); err != nil {
+		fatalf("%v", err)
+	}
+}
