@@ -139,7 +139,7 @@ func parsePEM(data []byte) (entry, error) {
 		keep := false
 		switch block.Type {
 		case "CERTIFICATE", "X509 CERTIFICATE":
-			c, err := x509.ParseCertificate(block.Bytes)
+			c, err := parseCertificate(block.Bytes, true)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("PEM block %d: certificate: %v", n, err))
 				break
@@ -152,7 +152,7 @@ func parsePEM(data []byte) (entry, error) {
 				problems = append(problems, fmt.Sprintf("PEM block %d: trusted certificate: malformed DER", n))
 				break
 			}
-			c, err := x509.ParseCertificate(raw.FullBytes)
+			c, err := parseCertificate(raw.FullBytes, true)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("PEM block %d: trusted certificate: %v", n, err))
 				break
@@ -209,14 +209,15 @@ func publicOf(key any) crypto.PublicKey {
 	return nil
 }
 
-// detach re-parses certificates from copies of their encodings. A parsed
-// certificate points into the bytes it was parsed from; for DER those are the
-// file's own buffer, which load wipes once parsing is done (it may hold
-// private keys). go-pkcs12 happens to copy today, but does not promise to.
+// detach re-parses certificates from copies of their encodings (or takes
+// the interned ones). A parsed certificate points into the bytes it was
+// parsed from; for DER those are the file's own buffer, which load wipes
+// once parsing is done (it may hold private keys). go-pkcs12 happens to copy
+// today, but does not promise to.
 func detach(certs []*x509.Certificate) []*x509.Certificate {
 	out := make([]*x509.Certificate, 0, len(certs))
 	for _, c := range certs {
-		own, err := x509.ParseCertificate(bytes.Clone(c.Raw))
+		own, err := parseCertificate(c.Raw, false)
 		if err != nil { // cannot happen: it parsed a moment ago
 			own = c
 		}
@@ -302,7 +303,7 @@ func parseJKS(data, password []byte) ([]entry, error) {
 			raw = []keystore.Certificate{tce.Certificate}
 		}
 		for i, rc := range raw {
-			c, err := x509.ParseCertificate(rc.Content)
+			c, err := parseCertificate(rc.Content, false)
 			if err != nil {
 				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
 				continue
