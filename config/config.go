@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/certwatch/certwatch/shard"
 )
@@ -160,6 +161,18 @@ type SecretWatch struct {
 	// PasswordKey names the data key that holds the password of PKCS#12 and
 	// JKS values in the same Secret.
 	PasswordKey string `yaml:"password_key"`
+	// PasswordSecret names another Secret holding that password, as
+	// cert-manager's keystores.pkcs12.passwordSecretRef does. PasswordKey
+	// wins in a Secret that has that key.
+	PasswordSecret *PasswordSecret `yaml:"password_secret"`
+}
+
+// PasswordSecret is a key of a Secret that holds keystore passwords.
+type PasswordSecret struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+	// Namespace of the Secret; empty means the keystore Secret's own.
+	Namespace string `yaml:"namespace"`
 }
 
 // ConfigMapWatch selects ConfigMaps and the keys that hold certificates.
@@ -450,6 +463,9 @@ func (c *Config) validate(root *yaml.Node) error {
 					fail(append(at, "secrets", "key_patterns", i), "invalid glob %q", p)
 				}
 			}
+			if ps := k.Secrets.PasswordSecret; ps != nil {
+				validatePasswordSecret(*ps, append(at, "secrets", "password_secret"), fail)
+			}
 		}
 		if k.ConfigMaps != nil {
 			validateSelection(k.ConfigMaps.Selection, append(at, "configmaps"), fail)
@@ -472,6 +488,30 @@ func validateSelection(s Selection, at []any, fail func([]any, string, ...any)) 
 	}
 	if len(s.Namespaces) > 0 && len(s.ExcludeNamespaces) > 0 {
 		fail(at, "namespaces and exclude_namespaces exclude each other")
+	}
+}
+
+func validatePasswordSecret(ps PasswordSecret, at []any, fail func([]any, string, ...any)) {
+	switch {
+	case ps.Name == "":
+		fail(at, "name is required")
+	default:
+		for _, msg := range validation.IsDNS1123Subdomain(ps.Name) {
+			fail(append(at, "name"), "invalid Secret name %q: %s", ps.Name, msg)
+		}
+	}
+	switch {
+	case ps.Key == "":
+		fail(at, "key is required")
+	default:
+		for _, msg := range validation.IsConfigMapKey(ps.Key) { // Secret data keys follow the same rule
+			fail(append(at, "key"), "invalid Secret key %q: %s", ps.Key, msg)
+		}
+	}
+	if ps.Namespace != "" {
+		for _, msg := range validation.IsDNS1123Label(ps.Namespace) {
+			fail(append(at, "namespace"), "invalid namespace %q: %s", ps.Namespace, msg)
+		}
 	}
 }
 

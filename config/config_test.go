@@ -54,6 +54,18 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"empty paths", "files:\n  - labels: {a: b}\n", []string{"files[0]", "paths must not be empty"}},
 		{"missing password file", "files:\n  - paths: [/x]\n    password_file: nope.txt\n", []string{"line 3", "password_file"}},
 		{"bad glob", "files:\n  - paths: [\"/x/[\"]\n", []string{"invalid glob"}},
+		{"password secret without name", "kubernetes:\n  secrets:\n    password_secret:\n      key: password\n",
+			[]string{"line 3", "kubernetes.secrets.password_secret", "name is required"}},
+		{"password secret without key", "kubernetes:\n  secrets:\n    password_secret: {name: pw}\n",
+			[]string{"line 3", "kubernetes.secrets.password_secret", "key is required"}},
+		{"password secret with a bad name", "kubernetes:\n  secrets:\n    password_secret:\n      name: Key_Store\n      key: password\n",
+			[]string{"line 4", "kubernetes.secrets.password_secret.name", "invalid Secret name \"Key_Store\""}},
+		{"password secret with a bad key", "kubernetes:\n  secrets:\n    password_secret:\n      name: pw\n      key: pass/word\n",
+			[]string{"line 5", "kubernetes.secrets.password_secret.key", "invalid Secret key"}},
+		{"password secret with a bad namespace", "kubernetes:\n  secrets:\n    password_secret:\n      name: pw\n      key: password\n      namespace: web.prod\n",
+			[]string{"line 6", "kubernetes.secrets.password_secret.namespace", "invalid namespace"}},
+		{"password secret with an unknown key", "kubernetes:\n  secrets:\n    password_secret:\n      name: pw\n      key: password\n      secret: x\n",
+			[]string{"line 6", "secret"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,6 +79,35 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKubernetesPasswordSecret(t *testing.T) {
+	cfg, err := Parse([]byte(`
+kubernetes:
+  secrets:
+    types: [kubernetes.io/tls, Opaque]
+    password_key: password
+    password_secret:
+      name: keystore-password
+      key: password
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PasswordSecret{Name: "keystore-password", Key: "password"}
+	if got := cfg.Kubernetes.Secrets.PasswordSecret; got == nil || *got != want {
+		t.Errorf("password_secret = %+v, want %+v", got, want)
+	}
+	if cfg.Kubernetes.Secrets.PasswordKey != "password" {
+		t.Errorf("password_key = %q", cfg.Kubernetes.Secrets.PasswordKey)
+	}
+	cfg, err = Parse([]byte("kubernetes:\n  secrets:\n    password_secret: {name: pw.v1, key: keystore.pass, namespace: vault}\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := cfg.Kubernetes.Secrets.PasswordSecret; ps.Namespace != "vault" || ps.Name != "pw.v1" || ps.Key != "keystore.pass" {
+		t.Errorf("password_secret = %+v", ps)
 	}
 }
 
