@@ -54,7 +54,10 @@ func (s *Source) buildInformers() {
 					return s.client.CoreV1().Secrets(ns).Watch(ctx, o)
 				},
 			}
-			s.addWatch(ResourceSecrets, ns, lw, s.client, &corev1.Secret{}, KindSecret, s.transformSecret)
+			s.addWatch(ResourceSecrets, ns, lw, s.client, &corev1.Secret{}, s.transformSecret, s.forgetKind(KindSecret))
+		}
+		if sw.PasswordSecret != nil {
+			s.addPasswordWatches()
 		}
 	}
 	if cw := s.cfg.ConfigMaps; cw != nil {
@@ -69,7 +72,7 @@ func (s *Source) buildInformers() {
 					return s.client.CoreV1().ConfigMaps(ns).Watch(ctx, o)
 				},
 			}
-			s.addWatch(ResourceConfigMaps, ns, lw, s.client, &corev1.ConfigMap{}, KindConfigMap, s.transformConfigMap)
+			s.addWatch(ResourceConfigMaps, ns, lw, s.client, &corev1.ConfigMap{}, s.transformConfigMap, s.forgetKind(KindConfigMap))
 		}
 	}
 	if s.cfg.Webhooks {
@@ -81,7 +84,7 @@ func (s *Source) buildInformers() {
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return vw.Watch(ctx, o)
 			},
-		}, s.client, &admissionv1.ValidatingWebhookConfiguration{}, KindValidatingWebhook, s.transformValidating)
+		}, s.client, &admissionv1.ValidatingWebhookConfiguration{}, s.transformValidating, s.forgetKind(KindValidatingWebhook))
 		mw := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 		s.addWatch(ResourceMutatingWebhook, "", &cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -90,7 +93,7 @@ func (s *Source) buildInformers() {
 			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return mw.Watch(ctx, o)
 			},
-		}, s.client, &admissionv1.MutatingWebhookConfiguration{}, KindMutatingWebhook, s.transformMutating)
+		}, s.client, &admissionv1.MutatingWebhookConfiguration{}, s.transformMutating, s.forgetKind(KindMutatingWebhook))
 	}
 	if s.cfg.APIServices {
 		s.addDynamicWatch(ResourceAPIServices, apiServiceGVR, KindAPIService, []string{"spec", "caBundle"})
@@ -109,7 +112,7 @@ func namespacesOf(sel config.Selection) []string {
 
 // addWatch builds an informer whose transform parses each new version of an
 // object and strips it, and whose delete handler forgets it.
-func (s *Source) addWatch(resource, namespace string, lw *cache.ListWatch, client any, example runtime.Object, kind string, transform func(any) any) {
+func (s *Source) addWatch(resource, namespace string, lw *cache.ListWatch, client any, example runtime.Object, transform func(any) any, onDelete func(metav1.Object)) {
 	// The client says whether it supports streaming lists (test fakes do not).
 	informer := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), example, cache.SharedIndexInformerOptions{})
 	w := &informerWatch{resource: resource, namespace: namespace, informer: informer}
@@ -121,7 +124,7 @@ func (s *Source) addWatch(resource, namespace string, lw *cache.ListWatch, clien
 				obj = tomb.Obj
 			}
 			if m, err := meta.Accessor(obj); err == nil {
-				s.forget(objectKey(kind, m.GetNamespace(), m.GetName()))
+				onDelete(m)
 			}
 		},
 	})
@@ -138,7 +141,7 @@ func (s *Source) addDynamicWatch(resource string, gvr schema.GroupVersionResourc
 			return ri.Watch(ctx, o)
 		},
 	}
-	s.addWatch(resource, "", lw, s.dyn, &unstructured.Unstructured{}, kind, func(obj any) any {
+	s.addWatch(resource, "", lw, s.dyn, &unstructured.Unstructured{}, func(obj any) any {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
 			return obj
@@ -153,7 +156,12 @@ func (s *Source) addDynamicWatch(resource string, gvr schema.GroupVersionResourc
 		stripped.SetUID(u.GetUID())
 		stripped.SetResourceVersion(u.GetResourceVersion())
 		return stripped
-	})
+	}, s.forgetKind(kind))
+}
+
+// forgetKind is the delete handler of informers whose objects are places.
+func (s *Source) forgetKind(kind string) func(metav1.Object) {
+	return func(m metav1.Object) { s.forget(objectKey(kind, m.GetNamespace(), m.GetName())) }
 }
 
 func (s *Source) transformSecret(obj any) any {
@@ -162,11 +170,12 @@ func (s *Source) transformSecret(obj any) any {
 		return obj
 	}
 	sw := s.cfg.Secrets
-	s.store(objectKey(KindSecret, sec.Namespace, sec.Name), sec.ResourceVersion, func() []source.Finding {
+	s.storeParsed(objectKey(KindSecret, sec.Namespace, sec.Name), sec.ResourceVersion, func() parsed {
 		if s.namespaceExcluded(sw.Selection, sec.Namespace) || !typeSelected(sw.Types, string(sec.Type)) {
-			return nil
+			return parsed{}
 		}
-		return s.secretFindings(sec)
+		findings, use := s.secretFindings(sec)
+		return parsed{findings: findings, password: use}
 	})
 	stripMeta(&sec.ObjectMeta)
 	sec.Data, sec.StringData = nil, nil

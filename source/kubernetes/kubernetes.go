@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/shard"
@@ -65,9 +66,19 @@ type Source struct {
 	verify source.VerifyParams // for certificates without a ca.crt beside them
 	shard  shard.Shard
 
-	mu       sync.RWMutex
-	objects  map[string]*parsed // by kind/namespace/name
-	watches  []*informerWatch
+	mu      sync.RWMutex
+	objects map[string]*parsed // by kind/namespace/name
+	// dependents are the Secrets parsed with a password from
+	// secrets.password_secret, by the password Secret's namespace: they are
+	// parsed again when that password changes.
+	dependents map[string]map[string]struct{}
+	watches    []*informerWatch
+
+	pwMu      sync.Mutex
+	passwords map[string]*passwordEntry // by the password Secret's namespace; values never logged
+	pwGen     uint64                    // counts password changes
+	reparses  workqueue.TypedRateLimitingInterface[string]
+
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 	started  bool
@@ -78,6 +89,7 @@ type Source struct {
 type parsed struct {
 	resourceVersion string
 	findings        []source.Finding
+	password        *passwordUse // set when a value was opened with secrets.password_secret
 }
 
 // watch is one informer: a resource, cluster-wide or in one namespace.
@@ -104,6 +116,7 @@ type Status struct {
 // decides which objects' certificates this replica reports.
 func New(cfg config.Kubernetes, sh shard.Shard, client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*Source, error) {
 	s := &Source{logger: logger, cfg: cfg, shard: sh, client: client, dyn: dyn, objects: map[string]*parsed{},
+		dependents: map[string]map[string]struct{}{}, passwords: map[string]*passwordEntry{},
 		verify: source.VerifyParams{RootsID: "system"}}
 	if cfg.CAFile != "" {
 		data, err := os.ReadFile(cfg.CAFile)
@@ -124,14 +137,44 @@ func (s *Source) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.stopped = make(chan struct{})
+	s.reparses = workqueue.NewTypedRateLimitingQueue(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](reparseRetryMin, reparseRetryMax))
 	var wg sync.WaitGroup
-	for _, w := range s.watches {
+	run := func(w *informerWatch) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w.informer.RunWithContext(ctx)
 		}()
 	}
+	var first []cache.InformerSynced
+	for _, w := range s.watches {
+		if w.resource == ResourcePasswordSecrets {
+			run(w)
+			first = append(first, w.informer.HasSynced)
+		}
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		// Password Secrets first, so keystores are opened with their
+		// password at once instead of being fetched again when it arrives;
+		// bounded, so an unreadable password Secret holds nothing back.
+		if len(first) > 0 {
+			waitCtx, cancelWait := context.WithTimeout(ctx, passwordSyncWait)
+			cache.WaitForCacheSync(waitCtx.Done(), first...)
+			cancelWait()
+		}
+		for _, w := range s.watches {
+			if w.resource != ResourcePasswordSecrets && ctx.Err() == nil {
+				run(w)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.runReparses(ctx)
+	}()
 	go func() {
 		wg.Wait()
 		close(s.stopped)
@@ -145,6 +188,7 @@ func (s *Source) Stop() {
 		return
 	}
 	s.cancel()
+	s.reparses.ShutDown()
 	<-s.stopped
 }
 
@@ -216,24 +260,56 @@ func (s *Source) Objects() int {
 // store records an object's findings, unless its resourceVersion was
 // already parsed (transforms may run more than once for one version).
 func (s *Source) store(key, resourceVersion string, parse func() []source.Finding) {
+	s.storeParsed(key, resourceVersion, func() parsed { return parsed{findings: parse()} })
+}
+
+// storeParsed is store for parses that may depend on a password Secret.
+func (s *Source) storeParsed(key, resourceVersion string, parse func() parsed) {
 	s.mu.RLock()
 	p, ok := s.objects[key]
 	s.mu.RUnlock()
 	if ok && p.resourceVersion == resourceVersion {
 		return
 	}
-	findings := parse()
+	np := parse()
+	np.resourceVersion = resourceVersion
 	s.mu.Lock()
-	if len(findings) == 0 {
-		delete(s.objects, key)
-	} else {
-		s.objects[key] = &parsed{resourceVersion: resourceVersion, findings: findings}
-	}
+	s.putLocked(key, &np)
 	s.mu.Unlock()
+	s.recheckPassword(key, np.password)
+}
+
+// putLocked records p as key's findings and keeps dependents in step.
+func (s *Source) putLocked(key string, p *parsed) {
+	s.dropDependentLocked(key)
+	if len(p.findings) == 0 {
+		delete(s.objects, key)
+		return
+	}
+	s.objects[key] = p
+	if p.password != nil {
+		deps := s.dependents[p.password.namespace]
+		if deps == nil {
+			deps = map[string]struct{}{}
+			s.dependents[p.password.namespace] = deps
+		}
+		deps[key] = struct{}{}
+	}
+}
+
+func (s *Source) dropDependentLocked(key string) {
+	if old := s.objects[key]; old != nil && old.password != nil {
+		ns := old.password.namespace
+		delete(s.dependents[ns], key)
+		if len(s.dependents[ns]) == 0 {
+			delete(s.dependents, ns)
+		}
+	}
 }
 
 func (s *Source) forget(key string) {
 	s.mu.Lock()
+	s.dropDependentLocked(key)
 	delete(s.objects, key)
 	s.mu.Unlock()
 }

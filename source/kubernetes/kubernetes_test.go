@@ -1,20 +1,28 @@
 package kubernetes
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
@@ -197,4 +205,246 @@ func keys(m map[string]source.Finding) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// syncedSource starts a Source on client and waits for its informers.
+func syncedSource(t *testing.T, cfg config.Kubernetes, client *fake.Clientset, logger *slog.Logger) *Source {
+	t.Helper()
+	s, err := New(cfg, shard.Shard{}, client, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !s.WaitForSync(ctx) {
+		t.Fatalf("informers did not sync: %+v", s.Statuses())
+	}
+	return s
+}
+
+func opaqueSecret(ns, name, rv string, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(ns + "-" + name + "-uid"), ResourceVersion: rv,
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":\"secret\"}"}},
+		Type: corev1.SecretTypeOpaque, Data: data}
+}
+
+// targetedLists counts the lists of one Secret by name: the reads of a
+// keystore Secret after its password changed.
+func targetedLists(client *fake.Clientset, ns, name string) int {
+	n := 0
+	for _, a := range client.Actions() {
+		if l, ok := a.(k8stesting.ListAction); ok && a.GetResource().Resource == "secrets" && a.GetNamespace() == ns &&
+			l.GetListRestrictions().Fields.String() == "metadata.name="+name {
+			n++
+		}
+	}
+	return n
+}
+
+// lockedBuffer collects log output written from informer goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestPasswordSecret(t *testing.T) {
+	chain := testpki.NewChain(t, testpki.Options{})
+	leaf := testpki.New(t, chain.Intermediate, testpki.Options{CommonName: "keystore"})
+	const right, wrong, own = "s3cret-right", "s3cret-wrong", "s3cret-own"
+	client := fake.NewClientset(
+		opaqueSecret("web", "keystore", "1", map[string][]byte{"keystore.p12": testpki.PKCS12(t, leaf, []*testpki.Cert{chain.Intermediate}, right)}),
+		opaqueSecret("web", "truststore", "1", map[string][]byte{"truststore.jks": testpki.JKS(t, right, testpki.JKSEntry{Alias: "app", Key: leaf.Key, Chain: []*testpki.Cert{leaf}})}),
+		// password_key in the same Secret wins over password_secret.
+		opaqueSecret("web", "own", "1", map[string][]byte{"keystore.p12": testpki.PKCS12(t, leaf, nil, own), "password": []byte(own)}),
+		opaqueSecret("web", "pem", "1", map[string][]byte{"ca.pem": testpki.PEM(chain.Root)}),
+	)
+	logs := &lockedBuffer{}
+	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns, PasswordKey: "password",
+		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password"}}}
+	s := syncedSource(t, cfg, client, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx := context.Background()
+
+	keystore := func() source.Finding { return byPlace(s.Collect(ctx))["secret web/keystore keystore.p12"] }
+	jks := func() source.Finding { return byPlace(s.Collect(ctx))["secret web/truststore truststore.jks/app"] }
+	failsWith := func(f source.Finding, class source.Class, text string) bool {
+		return f.Err != nil && source.ClassOf(f.Err) == class && strings.Contains(f.Err.Error(), text)
+	}
+	setPassword := func(rv string, data map[string][]byte) {
+		t.Helper()
+		if _, err := client.CoreV1().Secrets("web").Update(ctx, opaqueSecret("web", "keystore-password", rv, data), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// No password Secret yet: the keystores fail and say which Secret they wait for.
+	if f := keystore(); !failsWith(f, source.ClassWrongPassword, "password_secret web/keystore-password does not exist") || len(f.Certs) != 0 {
+		t.Errorf("keystore without its password Secret: %+v", f)
+	}
+	if f := jks(); !failsWith(f, source.ClassWrongPassword, "does not exist") || len(f.Certs) != 1 {
+		t.Errorf("JKS without its password Secret: certificates readable, still a failure: %+v", f)
+	}
+	if f := byPlace(s.Collect(ctx))["secret web/own keystore.p12"]; f.Err != nil || len(f.Certs) != 1 {
+		t.Errorf("password_key in the same Secret: %+v", f)
+	}
+	if f := byPlace(s.Collect(ctx))["secret web/pem ca.pem"]; f.Err != nil || len(f.Certs) != 1 {
+		t.Errorf("a PEM needs no password: %+v", f)
+	}
+	if !strings.Contains(logs.String(), "target=web/keystore") || !strings.Contains(logs.String(), "web/keystore-password does not exist") {
+		t.Errorf("the log does not name the keystore and its password Secret:\n%s", logs)
+	}
+	var passwordStatus *Status
+	for _, st := range s.Statuses() {
+		if st.Resource == ResourcePasswordSecrets {
+			passwordStatus = &st
+		}
+	}
+	if passwordStatus == nil || passwordStatus.Namespace != "" || !passwordStatus.Synced {
+		t.Errorf("password informer status %+v in %+v", passwordStatus, s.Statuses())
+	}
+
+	// The password arrives after the keystores: they are read again.
+	if _, err := client.CoreV1().Secrets("web").Create(ctx, opaqueSecret("web", "keystore-password", "1", map[string][]byte{"password": []byte(right + "\n")}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the keystore opened with the late password", func() bool { f := keystore(); return f.Err == nil && len(f.Certs) == 2 })
+	waitFor(t, "the JKS checked with the late password", func() bool { f := jks(); return f.Err == nil && len(f.KeyPublics) == 1 })
+	if n := targetedLists(client, "web", "keystore"); n != 1 {
+		t.Errorf("the keystore Secret was read %d times after its password arrived, want 1", n)
+	}
+	if n := targetedLists(client, "web", "pem") + targetedLists(client, "web", "own"); n != 0 {
+		t.Errorf("Secrets that do not use password_secret were read %d times", n)
+	}
+
+	// Scrapes read the cache only.
+	before := len(client.Actions())
+	for range 5 {
+		s.Collect(ctx)
+	}
+	if after := len(client.Actions()); after != before {
+		t.Errorf("5 collections made %d API requests", after-before)
+	}
+
+	// A wrong password is wrong_password, and says where it came from.
+	setPassword("2", map[string][]byte{"password": []byte(wrong)})
+	waitFor(t, "wrong_password", func() bool {
+		return failsWith(keystore(), source.ClassWrongPassword, `password from password_secret web/keystore-password key "password"`)
+	})
+	waitFor(t, "the JKS to fail its integrity check", func() bool { return failsWith(jks(), source.ClassWrongPassword, "integrity") })
+
+	// Fixed: the certificates come back.
+	setPassword("3", map[string][]byte{"password": []byte(right)})
+	waitFor(t, "the fixed password", func() bool { f := keystore(); return f.Err == nil && len(f.Certs) == 2 })
+
+	// The key goes from the password Secret.
+	setPassword("4", map[string][]byte{"other": []byte(right)})
+	waitFor(t, "the missing key", func() bool {
+		return failsWith(keystore(), source.ClassWrongPassword, `password_secret web/keystore-password has no key "password"`)
+	})
+	setPassword("5", map[string][]byte{"password": []byte(right)})
+	waitFor(t, "the key back", func() bool { return keystore().Err == nil })
+
+	// The password Secret is deleted.
+	if err := client.CoreV1().Secrets("web").Delete(ctx, "keystore-password", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted password Secret", func() bool {
+		return failsWith(keystore(), source.ClassWrongPassword, "does not exist")
+	})
+
+	// A keystore Secret that goes is no longer read on password changes.
+	if err := client.CoreV1().Secrets("web").Delete(ctx, "truststore", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted truststore to go", func() bool { _, ok := byPlace(s.Collect(ctx))["secret web/truststore truststore.jks/app"]; return !ok })
+	s.mu.RLock()
+	deps := len(s.dependents["web"])
+	s.mu.RUnlock()
+	if deps != 1 {
+		t.Errorf("%d Secrets depend on the password, want 1 (web/keystore)", deps)
+	}
+
+	// The password informer's cache holds metadata only, and no password
+	// appears in a log line.
+	for _, w := range s.watches {
+		for _, obj := range w.informer.GetStore().List() {
+			if sec := obj.(*corev1.Secret); sec.Data != nil || sec.Annotations != nil {
+				t.Errorf("%s cache: %s/%s still holds data or annotations", w.resource, sec.Namespace, sec.Name)
+			}
+		}
+	}
+	for _, pw := range []string{right, wrong, own} {
+		if strings.Contains(logs.String(), pw) {
+			t.Errorf("a password appears in the log:\n%s", logs)
+		}
+	}
+}
+
+// With the password already there at start, and in a namespace of its own,
+// the keystores open at once: no Secret is read again.
+func TestPasswordSecretInOtherNamespace(t *testing.T) {
+	leaf := testpki.New(t, nil, testpki.Options{CommonName: "keystore"})
+	client := fake.NewClientset(
+		opaqueSecret("vault", "keystore-password", "1", map[string][]byte{"password": []byte("pw\n")}),
+		opaqueSecret("web", "keystore-password", "1", map[string][]byte{"password": []byte("not this one")}),
+		opaqueSecret("web", "keystore", "1", map[string][]byte{"keystore.p12": testpki.PKCS12(t, leaf, nil, "pw")}),
+		opaqueSecret("payments", "keystore", "1", map[string][]byte{"keystore.pfx": testpki.PKCS12(t, leaf, nil, "pw")}),
+	)
+	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns,
+		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password", Namespace: "vault"}}}
+	s := syncedSource(t, cfg, client, slog.New(slog.DiscardHandler))
+	got := byPlace(s.Collect(context.Background()))
+	for _, place := range []string{"secret web/keystore keystore.p12", "secret payments/keystore keystore.pfx"} {
+		if f := got[place]; f.Err != nil || len(f.Certs) != 1 {
+			t.Errorf("%s: %+v", place, f)
+		}
+	}
+	if n := targetedLists(client, "web", "keystore") + targetedLists(client, "payments", "keystore"); n != 0 {
+		t.Errorf("keystore Secrets read %d times though the password was there first", n)
+	}
+	var resources []string
+	for _, st := range s.Statuses() {
+		resources = append(resources, st.Resource+"@"+st.Namespace)
+	}
+	if want := []string{"secrets@", "secrets/password@vault"}; !slices.Equal(resources, want) {
+		t.Errorf("informers %v, want %v", resources, want)
+	}
+}
+
+// A keystore Secret that may not be read again reports permission.
+func TestPasswordSecretReadForbidden(t *testing.T) {
+	leaf := testpki.New(t, nil, testpki.Options{CommonName: "keystore"})
+	client := fake.NewClientset(
+		opaqueSecret("web", "keystore", "1", map[string][]byte{"keystore.p12": testpki.PKCS12(t, leaf, nil, "pw")}),
+	)
+	client.PrependReactor("list", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.ListAction).GetListRestrictions().Fields.String() == "metadata.name=keystore" {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", errors.New("RBAC: list denied"))
+		}
+		return false, nil, nil
+	})
+	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns,
+		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password"}}}
+	s := syncedSource(t, cfg, client, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	if _, err := client.CoreV1().Secrets("web").Create(ctx, opaqueSecret("web", "keystore-password", "1", map[string][]byte{"password": []byte("pw")}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the permission error", func() bool {
+		f := byPlace(s.Collect(ctx))["secret web/keystore keystore.p12"]
+		return source.ClassOf(f.Err) == source.ClassPermission
+	})
 }

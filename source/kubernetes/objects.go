@@ -19,14 +19,14 @@ import (
 // any other that has one) is one place verified against ca.crt when present
 // and checked against tls.key; ca.crt is a place of its own; other keys
 // matching the patterns are places of their own (keystore aliases below
-// them).
-func (s *Source) secretFindings(sec *corev1.Secret) []source.Finding {
+// them). PKCS#12 and JKS values take their password from password_key in
+// the Secret, else from password_secret: use then says so.
+func (s *Source) secretFindings(sec *corev1.Secret) (out []source.Finding, use *passwordUse) {
 	labels := s.placeLabels(sec)
 	target := targetOf(sec.Namespace, sec.Name)
 	place := func(key string) source.Place {
 		return source.Place{Source: KindSecret, Target: target, Key: key, Labels: labels}
 	}
-	var out []source.Finding
 	handled := map[string]bool{}
 
 	tlsCrt, hasTLS := sec.Data[corev1.TLSCertKey]
@@ -57,12 +57,14 @@ func (s *Source) secretFindings(sec *corev1.Secret) []source.Finding {
 	}
 
 	var password []byte
+	samePassword := false
 	if k := s.cfg.Secrets.PasswordKey; k != "" {
 		if pw, ok := sec.Data[k]; ok {
-			password = trimNewline(pw)
+			password, samePassword = trimNewline(pw), true
 			handled[k] = true
 		}
 	}
+	var external passwordEntry
 	keys := make([]string, 0, len(sec.Data))
 	for k := range sec.Data {
 		keys = append(keys, k)
@@ -72,9 +74,21 @@ func (s *Source) secretFindings(sec *corev1.Secret) []source.Finding {
 		if handled[k] || !matchesAny(s.cfg.Secrets.KeyPatterns, k) {
 			continue
 		}
+		if ps := s.cfg.Secrets.PasswordSecret; ps != nil && !samePassword && keystoreLike(sec.Data[k]) {
+			if use == nil {
+				ns := passwordNamespace(ps, sec.Namespace)
+				external = s.password(ns)
+				use = &passwordUse{namespace: ns, gen: external.gen}
+			}
+			for _, f := range s.keystoreFindings(place(k), sec.Data[k], use.namespace, external) {
+				use.findings = append(use.findings, len(out))
+				out = append(out, f)
+			}
+			continue
+		}
 		out = append(out, s.findingFrom(place(k), sec.Data[k], password, s.verify)...)
 	}
-	return out
+	return out, use
 }
 
 func (s *Source) configMapFindings(cm *corev1.ConfigMap) []source.Finding {
@@ -121,13 +135,19 @@ func (s *Source) caBundleFindings(kind, name, key string, obj metav1.Object, bun
 	return s.findingFrom(place, data, nil, s.verify)
 }
 
-// findingFrom decodes one value into findings: one, or one per keystore alias.
+// findingFrom decodes one value into findings: one, or one per keystore
+// alias; failures are logged.
 func (s *Source) findingFrom(place source.Place, data, password []byte, verify source.VerifyParams) []source.Finding {
+	out := s.decodeFindings(place, data, password, verify)
+	s.logFailures(out)
+	return out
+}
+
+// decodeFindings is findingFrom without the logging.
+func (s *Source) decodeFindings(place source.Place, data, password []byte, verify source.VerifyParams) []source.Finding {
 	entries, err := decode.Decode(data, password)
 	if err != nil {
-		f := source.Finding{Place: place, Verify: verify, Err: err}
-		s.logFailure(f)
-		return []source.Finding{f}
+		return []source.Finding{{Place: place, Verify: verify, Err: err}}
 	}
 	out := make([]source.Finding, 0, len(entries))
 	for _, e := range entries {
@@ -135,13 +155,17 @@ func (s *Source) findingFrom(place source.Place, data, password []byte, verify s
 		if e.Key != "" {
 			p.Key = place.Key + "/" + e.Key
 		}
-		f := source.Finding{Place: p, Certs: e.Certs, KeyPublics: e.KeyPublics, Verify: verify, Err: e.Err}
+		out = append(out, source.Finding{Place: p, Certs: e.Certs, KeyPublics: e.KeyPublics, Verify: verify, Err: e.Err})
+	}
+	return out
+}
+
+func (s *Source) logFailures(findings []source.Finding) {
+	for _, f := range findings {
 		if f.Err != nil {
 			s.logFailure(f)
 		}
-		out = append(out, f)
 	}
-	return out
 }
 
 func (s *Source) logFailure(f source.Finding) {
