@@ -1,12 +1,17 @@
 // Package collector turns what the sources found and what the inspector
-// judged into Prometheus metrics. Metrics are const metrics built at scrape
-// time: every scrape reports exactly the places configured now, and a place
-// that disappears takes its series with it.
+// judged into Prometheus metrics. Every scrape reports exactly the places
+// found now, and a place that disappears takes its series with it. Series
+// are built at scrape time: as const metrics through the registry for
+// protobuf and /probe (emit.go), and in the text formats from a cache of
+// each unchanged place's rendered series (render.go).
 package collector
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -19,6 +24,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
@@ -44,12 +51,13 @@ type Exporter struct {
 	sources       atomic.Pointer[Sources]
 	timeoutOffset time.Duration
 	descs         descCache
+	places        *placeCache
 }
 
 // New returns an Exporter; call Update before serving. timeoutOffset is
 // subtracted from Prometheus' scrape timeout to leave time to answer.
 func New(logger *slog.Logger, inspector *inspect.Inspector, timeoutOffset time.Duration) *Exporter {
-	return &Exporter{logger: logger, inspector: inspector, timeoutOffset: timeoutOffset}
+	return &Exporter{logger: logger, inspector: inspector, timeoutOffset: timeoutOffset, places: newPlaceCache()}
 }
 
 // Update switches to the sources of a new configuration.
@@ -72,15 +80,88 @@ func (e *Exporter) scrapeContext(r *http.Request) (context.Context, context.Canc
 }
 
 // MetricsHandler serves every configured place, plus the process-wide
-// metrics in static.
+// metrics in static. The text formats write places from the rendered-place
+// cache (render.go); protobuf goes through the registry.
 func (e *Exporter) MetricsHandler(static prometheus.Gatherer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := e.scrapeContext(r)
 		defer cancel()
+		sources := e.sources.Load()
+		format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
+		if t := format.FormatType(); t != expfmt.TypeTextPlain && t != expfmt.TypeOpenMetrics {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(&scrape{e: e, ctx: ctx, sources: sources})
+			e.serve(w, r, prometheus.Gatherers{static, reg})
+			return
+		}
+		results := e.runSources(ctx, sources)
+		p := e.places.begin(e)
+		for _, res := range results {
+			p.findings(res.findings)
+		}
+		places := p.finish()
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(&scrape{e: e, ctx: ctx, sources: e.sources.Load()})
-		e.serve(w, r, prometheus.Gatherers{static, reg})
+		reg.MustRegister(&scrapeStatus{e: e, results: results, sources: sources})
+		families, err := prometheus.Gatherers{static, reg}.Gather()
+		if err != nil { // as promhttp.ContinueOnError: serve what was gathered
+			e.logger.Error("Error gathering metrics", "err", err)
+		}
+		e.writeText(w, r, format, families, places)
 	})
+}
+
+// writeText answers in a text format: the registry's families through
+// expfmt's encoder, then the places.
+func (e *Exporter) writeText(w http.ResponseWriter, r *http.Request, format expfmt.Format, families []*dto.MetricFamily, places []placeSnapshot) {
+	w.Header().Set("Content-Type", string(format))
+	var out io.Writer = w
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz := gzipWriters.Get().(*gzip.Writer)
+		gz.Reset(w)
+		defer func() {
+			_ = gz.Close()
+			gzipWriters.Put(gz)
+		}()
+		out = gz
+	}
+	bw := bufio.NewWriterSize(out, 64<<10)
+	enc := expfmt.NewEncoder(bw, format)
+	fail := func(err error) { e.logger.Error("Error writing the metrics answer", "err", err) }
+	for _, mf := range families {
+		if err := enc.Encode(mf); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := writePlaces(bw, places, format.FormatType() == expfmt.TypeOpenMetrics); err != nil {
+		fail(err)
+		return
+	}
+	if closer, ok := enc.(expfmt.Closer); ok { // OpenMetrics ends with "# EOF"
+		if err := closer.Close(); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		fail(err)
+	}
+}
+
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// acceptsGzip reads an Accept-Encoding header: gzip listed, and not with q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
 
 // ProbeHandler serves /probe?target=host:port&module=name: the same metrics
@@ -128,40 +209,7 @@ type scrape struct {
 func (s *scrape) Describe(chan<- *prometheus.Desc) {} // unchecked: label sets follow the configuration
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
-	type result struct {
-		name     string
-		findings []source.Finding
-		ok       bool
-		took     time.Duration
-	}
-	runs := []struct {
-		name string
-		run  func(context.Context) []source.Finding
-	}{
-		{source.KindEndpoint, s.sources.Endpoints.CollectAll},
-		{source.KindFile, s.sources.Files.Collect},
-	}
-	if s.sources.Kubernetes != nil {
-		runs = append(runs, struct {
-			name string
-			run  func(context.Context) []source.Finding
-		}{collectorKubernetes, s.sources.Kubernetes.Collect})
-	}
-	results := make([]result, len(runs))
-	var wg sync.WaitGroup
-	for i, r := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			findings, ok := s.e.guard(r.name, func() []source.Finding { return r.run(s.ctx) })
-			if s.ctx.Err() != nil {
-				ok = false // cut short by the scrape deadline
-			}
-			results[i] = result{name: r.name, findings: findings, ok: ok, took: time.Since(start)}
-		}()
-	}
-	wg.Wait()
+	results := s.e.runSources(s.ctx, s.sources)
 	em := s.e.newEmitter(ch)
 	for _, r := range results {
 		em.collectorStatus(r.name, r.ok, r.took)
@@ -170,6 +218,65 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	if k := s.sources.Kubernetes; k != nil {
 		em.kubernetesStatus(k.Statuses())
 	}
+}
+
+// scrapeStatus is the collector of the exporter's own metrics about one
+// scrape, when the places are written from the cache.
+type scrapeStatus struct {
+	e       *Exporter
+	results []sourceResult
+	sources *Sources
+}
+
+func (s *scrapeStatus) Describe(chan<- *prometheus.Desc) {}
+
+func (s *scrapeStatus) Collect(ch chan<- prometheus.Metric) {
+	em := s.e.newEmitter(ch)
+	for _, r := range s.results {
+		em.collectorStatus(r.name, r.ok, r.took)
+	}
+	if k := s.sources.Kubernetes; k != nil {
+		em.kubernetesStatus(k.Statuses())
+	}
+}
+
+// sourceResult is what one source found in one scrape.
+type sourceResult struct {
+	name     string
+	findings []source.Finding
+	ok       bool
+	took     time.Duration
+}
+
+// runSources runs every source concurrently within ctx.
+func (e *Exporter) runSources(ctx context.Context, sources *Sources) []sourceResult {
+	type run struct {
+		name string
+		run  func(context.Context) []source.Finding
+	}
+	runs := []run{
+		{source.KindEndpoint, sources.Endpoints.CollectAll},
+		{source.KindFile, sources.Files.Collect},
+	}
+	if sources.Kubernetes != nil {
+		runs = append(runs, run{collectorKubernetes, sources.Kubernetes.Collect})
+	}
+	results := make([]sourceResult, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			findings, ok := e.guard(r.name, func() []source.Finding { return r.run(ctx) })
+			if ctx.Err() != nil {
+				ok = false // cut short by the scrape deadline
+			}
+			results[i] = sourceResult{name: r.name, findings: findings, ok: ok, took: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	return results
 }
 
 // Ready reports whether the sources can serve complete answers: the

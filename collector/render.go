@@ -1,0 +1,467 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/x509"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/source"
+)
+
+// The text exposition of places.
+//
+// A place that did not change between scrapes (the same parsed
+// certificates, the same verdict, the same labels) has the same series,
+// bar the handshake duration of an endpoint. Building those series anew on
+// every scrape, as const metrics that the registry turns into protobuf
+// structures, sorts, checks and encodes, costs about 7 µs a series; at
+// 10,000 files that is half a second of CPU per scrape for nothing. So
+// /metrics in the text formats (Prometheus text and OpenMetrics, which is
+// what Prometheus asks for) writes the series of places from a cache of
+// their rendered label sets, kept across scrapes and rebuilt only for
+// places whose content changed. The exporter's own metrics and the process
+// metrics still go through the registry and expfmt's encoder, and protobuf
+// requests and /probe answers use the registry for everything (emit.go):
+// both paths produce the same series, which a test checks.
+
+// placeCache holds the rendered series of every place and target of the
+// last scrape.
+type placeCache struct {
+	mu      sync.Mutex // one scrape renders at a time; writing is cheap next to probing
+	gen     uint64
+	places  map[placeID]*rendered
+	layouts map[layoutKey]*layout
+}
+
+// placeID names a place (key set) or a target (target set, key unset).
+type placeID struct {
+	source, target, key string
+	isTarget            bool // the target's own series (success, error)
+}
+
+// identity is everything the series of a place are built from. Slices and
+// maps are compared by address, which is sound because the cache entry
+// holds them: their memory cannot be reused while the entry exists.
+type identity struct {
+	certsData unsafe.Pointer // the slice's array; with nCerts, the slice
+	nCerts    int
+	labels    unsafe.Pointer
+	reason    inspect.Reason
+	notAfter  int64
+	tls       bool
+	version   string
+	cipher    string
+	errClass  source.Class
+}
+
+// rendered is one place's series: label sets rendered as "name{...} " in
+// buf, grouped by metric, values beside them.
+type rendered struct {
+	id      identity
+	keep    []*x509.Certificate // holds what id points at
+	labels  map[string]string
+	gen     uint64
+	buf     []byte
+	series  []renderedSeries
+	first   [numMetrics + 1]uint32 // series[first[m]:first[m+1]] are metric m's
+	hsIndex int                    // the handshake series, whose value changes every probe; -1 when none
+}
+
+type renderedSeries struct {
+	start, end uint32
+	value      float64
+}
+
+// layoutKey is a metric with a set of extra label names.
+type layoutKey struct {
+	metric int
+	extra  string // names joined by NUL
+}
+
+// layout is the order of a metric's labels: client_golang writes them
+// sorted by name, and so do we.
+type layout struct {
+	names  []string
+	byName []int // byName[k]: position of names[k] among fixed values then extra values
+	bad    bool  // an extra label repeats a fixed one; the series are dropped
+}
+
+func newPlaceCache() *placeCache {
+	return &placeCache{places: map[placeID]*rendered{}, layouts: map[layoutKey]*layout{}}
+}
+
+// pass is one scrape's use of the cache: the places in the order they are
+// written, and the per-scrape resolution of label maps.
+type pass struct {
+	c      *placeCache
+	e      *Exporter
+	order  []*rendered
+	extras map[unsafe.Pointer]*extraLabels
+	vals   []string // scratch for one series' label values
+}
+
+type extraLabels struct {
+	names  []string // sorted
+	sig    string
+	values []string // UTF-8-valid, in names order
+}
+
+// begin locks the cache for one scrape; finish writes it and unlocks.
+func (c *placeCache) begin(e *Exporter) *pass {
+	c.mu.Lock()
+	c.gen++
+	return &pass{c: c, e: e, extras: map[unsafe.Pointer]*extraLabels{}}
+}
+
+// findings adds the places and targets of one collector, judged together
+// as the registry path does.
+func (p *pass) findings(findings []source.Finding) {
+	type targetState struct {
+		place source.Place
+		err   error
+	}
+	type targetKey struct{ source, target string }
+	var order []targetKey
+	targets := map[targetKey]*targetState{}
+	seen := map[placeID]bool{}
+	var places []*source.Finding
+	for i := range findings {
+		f := &findings[i]
+		tk := targetKey{f.Source, f.Target}
+		ts, ok := targets[tk]
+		if !ok {
+			ts = &targetState{place: f.Place}
+			targets[tk] = ts
+			order = append(order, tk)
+		}
+		if f.Err != nil && ts.err == nil {
+			ts.err = f.Err
+		}
+		id := placeID{source: f.Source, target: f.Target, key: f.Key}
+		if seen[id] || len(f.Certs) == 0 {
+			continue // a duplicate place would make the scrape invalid
+		}
+		seen[id] = true
+		places = append(places, f)
+	}
+	chains := make([]inspect.Chain, len(places))
+	for i, f := range places {
+		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
+	}
+	for i, verdict := range p.e.inspector.JudgeAll(chains) {
+		p.place(places[i], verdict)
+	}
+	for _, tk := range order {
+		ts := targets[tk]
+		p.target(ts.place, ts.err)
+	}
+}
+
+func (p *pass) place(f *source.Finding, verdict inspect.Verdict) {
+	if !verdict.Valid() {
+		p.e.logger.Debug("Chain not valid", "kind", f.Source, "target", f.Target, "key", f.Key,
+			"reason", verdict.Reason, "detail", verdict.Detail)
+	}
+	id := identity{certsData: unsafe.Pointer(unsafe.SliceData(f.Certs)), nCerts: len(f.Certs),
+		labels: mapAddress(f.Labels), reason: verdict.Reason, notAfter: verdict.ChainNotAfter.Unix()}
+	if f.TLS != nil {
+		id.tls, id.version, id.cipher = true, f.TLS.Version, f.TLS.CipherSuite
+	}
+	key := placeID{source: f.Source, target: f.Target, key: f.Key}
+	r := p.c.places[key]
+	if r == nil || r.id != id {
+		r = p.renderPlace(f, verdict, id)
+		p.c.places[key] = r
+	}
+	if r.hsIndex >= 0 {
+		r.series[r.hsIndex].value = f.TLS.HandshakeDuration.Seconds()
+	}
+	r.gen = p.c.gen
+	p.order = append(p.order, r)
+}
+
+func (p *pass) target(pl source.Place, err error) {
+	id := identity{labels: mapAddress(pl.Labels)}
+	if err != nil {
+		id.errClass = source.ClassOf(err)
+	}
+	key := placeID{source: pl.Source, target: pl.Target, isTarget: true}
+	r := p.c.places[key]
+	if r == nil || r.id != id {
+		r = p.newRendered(id, pl.Labels)
+		ex := p.extra(pl.Labels)
+		src, tgt := validUTF8(pl.Source), validUTF8(pl.Target)
+		p.add(r, ex, metricTargetSuccess, []string{src, tgt}, boolValue(err == nil))
+		if err != nil {
+			p.add(r, ex, metricTargetError, []string{src, tgt, validUTF8(string(id.errClass))}, 1)
+		}
+		p.seal(r)
+		p.c.places[key] = r
+	}
+	r.gen = p.c.gen
+	p.order = append(p.order, r)
+}
+
+func (p *pass) newRendered(id identity, labels map[string]string) *rendered {
+	return &rendered{id: id, labels: labels, hsIndex: -1}
+}
+
+// renderPlace builds the series of a place, in metric order.
+func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identity) *rendered {
+	r := p.newRendered(id, f.Labels)
+	r.keep = f.Certs
+	ex := p.extra(f.Labels)
+	src, tgt, key := validUTF8(f.Source), validUTF8(f.Target), validUTF8(f.Key)
+	p.add(r, ex, metricChainValid, []string{src, tgt, key, validUTF8(string(verdict.Reason))}, boolValue(verdict.Valid()))
+	p.add(r, ex, metricChainNotAfter, []string{src, tgt, key}, unixSeconds(verdict.ChainNotAfter))
+	facts := make([]inspect.Facts, len(f.Certs))
+	for i, c := range f.Certs {
+		facts[i] = inspect.FactsOf(c)
+	}
+	certValues := func(i int) []string {
+		return []string{src, tgt, key, strconv.Itoa(i), validUTF8(facts[i].SubjectCN), validUTF8(facts[i].IssuerCN)}
+	}
+	for i := range f.Certs {
+		p.add(r, ex, metricCertNotAfter, certValues(i), unixSeconds(facts[i].NotAfter))
+	}
+	for i := range f.Certs {
+		p.add(r, ex, metricCertNotBefore, certValues(i), unixSeconds(facts[i].NotBefore))
+	}
+	for i := range f.Certs {
+		fc := &facts[i]
+		p.add(r, ex, metricCertInfo, append(certValues(i),
+			validUTF8(fc.Serial), validUTF8(fc.FingerprintSHA256), validUTF8(limit(fc.Subject)), validUTF8(limit(fc.Issuer)),
+			validUTF8(joinLimited(fc.DNSNames)), validUTF8(joinLimited(fc.IPAddresses)), validUTF8(joinLimited(fc.URIs)),
+			validUTF8(joinLimited(fc.EmailAddresses)), validUTF8(fc.KeyAlgorithm), strconv.Itoa(fc.KeyBits),
+			validUTF8(fc.SignatureAlgorithm), strconv.FormatBool(fc.IsCA), strconv.FormatBool(fc.SelfSigned)), 1)
+	}
+	if f.TLS != nil {
+		p.add(r, ex, metricTLSVersion, []string{src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)}, 1)
+		if p.add(r, ex, metricHandshake, []string{src, tgt}, f.TLS.HandshakeDuration.Seconds()) {
+			r.hsIndex = len(r.series) - 1
+		}
+	}
+	p.seal(r)
+	return r
+}
+
+// add renders one series into r; metrics must come in metricDefs order.
+// It reports whether the series was kept.
+func (p *pass) add(r *rendered, ex *extraLabels, metric int, fixed []string, v float64) bool {
+	lay := p.layout(metric, ex)
+	if lay.bad {
+		p.e.logger.Error("Dropping a series whose extra labels repeat a fixed label", "metric", metricDefs[metric].name)
+		return false
+	}
+	start := len(r.buf)
+	r.buf = append(r.buf, metricDefs[metric].name...)
+	for k, name := range lay.names {
+		if k == 0 {
+			r.buf = append(r.buf, '{')
+		} else {
+			r.buf = append(r.buf, ',')
+		}
+		i := lay.byName[k]
+		var v string
+		if i < len(fixed) {
+			v = fixed[i]
+		} else {
+			v = ex.values[i-len(fixed)]
+		}
+		r.buf = append(r.buf, name...)
+		r.buf = append(r.buf, '=', '"')
+		r.buf = appendEscaped(r.buf, v)
+		r.buf = append(r.buf, '"')
+	}
+	if len(lay.names) > 0 {
+		r.buf = append(r.buf, '}')
+	}
+	r.buf = append(r.buf, ' ')
+	r.series = append(r.series, renderedSeries{start: uint32(start), end: uint32(len(r.buf)), value: v})
+	// Series come in metric order, so every later metric starts after this one.
+	for m := metric + 1; m <= numMetrics; m++ {
+		r.first[m] = uint32(len(r.series))
+	}
+	return true
+}
+
+// seal trims r's buffers to size: they live until the place changes.
+func (p *pass) seal(r *rendered) {
+	r.buf = slices.Clip(r.buf)
+	r.series = slices.Clip(r.series)
+	if cap(r.buf) > 2*len(r.buf) {
+		r.buf = slices.Clone(r.buf)
+	}
+}
+
+func (p *pass) layout(metric int, ex *extraLabels) *layout {
+	k := layoutKey{metric: metric, extra: ex.sig}
+	if l := p.c.layouts[k]; l != nil {
+		return l
+	}
+	def := metricDefs[metric]
+	declared := append(append(make([]string, 0, len(def.labels)+len(ex.names)), def.labels...), ex.names...)
+	l := &layout{byName: make([]int, len(declared)), names: make([]string, len(declared))}
+	for i := range l.byName {
+		l.byName[i] = i
+	}
+	slices.SortStableFunc(l.byName, func(a, b int) int { return strings.Compare(declared[a], declared[b]) })
+	for k, i := range l.byName {
+		l.names[k] = declared[i]
+		if k > 0 && l.names[k] == l.names[k-1] {
+			l.bad = true
+		}
+	}
+	p.c.layouts[k] = l
+	return l
+}
+
+// extra resolves a place's extra labels once per scrape (places of one
+// configured group share their map).
+func (p *pass) extra(m map[string]string) *extraLabels {
+	addr := mapAddress(m)
+	if ex, ok := p.extras[addr]; ok {
+		return ex
+	}
+	ex := &extraLabels{names: sortedKeys(m)}
+	ex.sig = strings.Join(ex.names, "\x00")
+	ex.values = make([]string, len(ex.names))
+	for i, k := range ex.names {
+		ex.values[i] = validUTF8(m[k])
+	}
+	p.extras[addr] = ex
+	return ex
+}
+
+// finish forgets places not seen in this scrape and unlocks the cache;
+// the places to write are returned.
+func (p *pass) finish() []placeSnapshot {
+	for k, r := range p.c.places {
+		if r.gen != p.c.gen {
+			delete(p.c.places, k)
+		}
+	}
+	if len(p.c.layouts) > 1024 { // label sets follow the configuration; a reload may leave old ones
+		clear(p.c.layouts)
+	}
+	out := make([]placeSnapshot, len(p.order))
+	for i, r := range p.order {
+		out[i].r = r
+		if r.hsIndex >= 0 {
+			out[i].handshake = r.series[r.hsIndex].value
+		}
+	}
+	p.c.mu.Unlock()
+	return out
+}
+
+// writePlaces writes the places' series family by family. openMetrics
+// selects OpenMetrics' number syntax. Rendered places do not change once
+// built, but for the handshake value, which finish copied out under the
+// cache lock: writing needs no lock.
+func writePlaces(w *bufio.Writer, places []placeSnapshot, openMetrics bool) error {
+	var num []byte
+	for m := range numMetrics {
+		header := false
+		for _, ps := range places {
+			r := ps.r
+			for i := r.first[m]; i < r.first[m+1]; i++ {
+				s := r.series[i]
+				if !header {
+					writeHeader(w, metricDefs[m].name, metricDefs[m].help, openMetrics)
+					header = true
+				}
+				_, _ = w.Write(r.buf[s.start:s.end])
+				v := s.value
+				if int(i) == r.hsIndex {
+					v = ps.handshake
+				}
+				num = appendValue(num[:0], v, openMetrics)
+				num = append(num, '\n')
+				if _, err := w.Write(num); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// placeSnapshot is a rendered place and the one value that changes while
+// it stays the same.
+type placeSnapshot struct {
+	r         *rendered
+	handshake float64
+}
+
+func writeHeader(w *bufio.Writer, name, help string, openMetrics bool) {
+	_, _ = w.WriteString("# HELP ")
+	_, _ = w.WriteString(name)
+	_ = w.WriteByte(' ')
+	for i := 0; i < len(help); i++ {
+		switch c := help[i]; {
+		case c == '\\':
+			_, _ = w.WriteString(`\\`)
+		case c == '\n':
+			_, _ = w.WriteString(`\n`)
+		case c == '"' && openMetrics:
+			_, _ = w.WriteString(`\"`)
+		default:
+			_ = w.WriteByte(c)
+		}
+	}
+	_, _ = w.WriteString("\n# TYPE ")
+	_, _ = w.WriteString(name)
+	_, _ = w.WriteString(" gauge\n")
+}
+
+// appendValue formats a sample value as expfmt does in each format:
+// OpenMetrics marks integral values as floats ("1.0").
+func appendValue(b []byte, v float64, openMetrics bool) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	case math.IsInf(v, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	if openMetrics && !bytes.ContainsAny(b[start:], "e.") {
+		b = append(b, '.', '0')
+	}
+	return b
+}
+
+// appendEscaped appends a label value escaped as the text formats want:
+// backslash, double quote and newline.
+func appendEscaped(b []byte, v string) []byte {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return append(b, v...)
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '"':
+			b = append(b, '\\', '"')
+		case '\n':
+			b = append(b, '\\', 'n')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func mapAddress(m map[string]string) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&m))
+}
