@@ -61,8 +61,9 @@ type identity struct {
 	errClass  source.Class
 }
 
-// rendered is one place's series: label sets rendered as "name{...} " in
-// buf, grouped by metric, values beside them.
+// rendered is one place's series: label sets rendered as "{...} " in buf
+// (series with the same labels share one), grouped by metric, values
+// beside them.
 type rendered struct {
 	id      identity
 	keep    []*x509.Certificate // holds what id points at
@@ -228,11 +229,17 @@ func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identi
 	certValues := func(i int) []string {
 		return []string{src, tgt, key, strconv.Itoa(i), validUTF8(facts[i].SubjectCN), validUTF8(facts[i].IssuerCN)}
 	}
+	notAfterAt := make([]int, len(f.Certs))
 	for i := range f.Certs {
-		p.add(r, ex, metricCertNotAfter, certValues(i), unixSeconds(facts[i].NotAfter))
+		notAfterAt[i] = -1
+		if p.add(r, ex, metricCertNotAfter, certValues(i), unixSeconds(facts[i].NotAfter)) {
+			notAfterAt[i] = len(r.series) - 1
+		}
 	}
 	for i := range f.Certs {
-		p.add(r, ex, metricCertNotBefore, certValues(i), unixSeconds(facts[i].NotBefore))
+		if notAfterAt[i] >= 0 { // the same labels: share the rendered label set
+			p.again(r, metricCertNotBefore, notAfterAt[i], unixSeconds(facts[i].NotBefore))
+		}
 	}
 	for i := range f.Certs {
 		fc := &facts[i]
@@ -261,7 +268,6 @@ func (p *pass) add(r *rendered, ex *extraLabels, metric int, fixed []string, v f
 		return false
 	}
 	start := len(r.buf)
-	r.buf = append(r.buf, metricDefs[metric].name...)
 	for k, name := range lay.names {
 		if k == 0 {
 			r.buf = append(r.buf, '{')
@@ -285,20 +291,31 @@ func (p *pass) add(r *rendered, ex *extraLabels, metric int, fixed []string, v f
 	}
 	r.buf = append(r.buf, ' ')
 	r.series = append(r.series, renderedSeries{start: uint32(start), end: uint32(len(r.buf)), value: v})
-	// Series come in metric order, so every later metric starts after this one.
-	for m := metric + 1; m <= numMetrics; m++ {
-		r.first[m] = uint32(len(r.series))
-	}
+	r.mark(metric)
 	return true
 }
 
-// seal trims r's buffers to size: they live until the place changes.
-func (p *pass) seal(r *rendered) {
-	r.buf = slices.Clip(r.buf)
-	r.series = slices.Clip(r.series)
-	if cap(r.buf) > 2*len(r.buf) {
-		r.buf = slices.Clone(r.buf)
+// again adds a series of metric whose labels are those of series like.
+func (p *pass) again(r *rendered, metric, like int, v float64) {
+	s := r.series[like]
+	s.value = v
+	r.series = append(r.series, s)
+	r.mark(metric)
+}
+
+// mark records that the last series is metric's: series come in metric
+// order, so every later metric starts after it.
+func (r *rendered) mark(metric int) {
+	for m := metric + 1; m <= numMetrics; m++ {
+		r.first[m] = uint32(len(r.series))
 	}
+}
+
+// seal copies r's buffers to their exact size: they live until the place
+// changes, and appending left up to half of them unused.
+func (p *pass) seal(r *rendered) {
+	r.buf = slices.Clone(r.buf)
+	r.series = slices.Clone(r.series)
 }
 
 func (p *pass) layout(metric int, ex *extraLabels) *layout {
@@ -378,6 +395,7 @@ func writePlaces(w *bufio.Writer, places []placeSnapshot, openMetrics bool) erro
 					writeHeader(w, metricDefs[m].name, metricDefs[m].help, openMetrics)
 					header = true
 				}
+				_, _ = w.WriteString(metricDefs[m].name)
 				_, _ = w.Write(r.buf[s.start:s.end])
 				v := s.value
 				if int(i) == r.hsIndex {
