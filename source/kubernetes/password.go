@@ -213,6 +213,9 @@ func (s *Source) reparse(ctx context.Context, key string) error {
 	}
 	ns, name, _ := strings.Cut(strings.TrimPrefix(key, KindSecret+"/"), "/")
 	sec, err := s.fetchSecret(ctx, ns, name)
+	if err != nil && ctx.Err() != nil {
+		return err // stopping
+	}
 	if err != nil {
 		class := classifyAPIError(err)
 		if class == "" {
