@@ -4,13 +4,15 @@ package main
 // certwatch (the built binary) runs under its own ServiceAccount with the
 // shipped RBAC, sees Secrets, ConfigMaps and webhook caBundles appear,
 // renew, break and go, survives an API server restart, and reports a Role
-// without list as a permission error.
+// without list as a permission error. Keystores open with a password kept in
+// another Secret, which may come late, change and go.
 
 import (
 	"encoding/base64"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,35 @@ func tlsSecretJSON(ns, name string, chain *testpki.Chain, t *testing.T) map[stri
 			"tls.key": base64.StdEncoding.EncodeToString(testpki.KeyPEM(t, chain.Leaf.Key)),
 			"ca.crt":  base64.StdEncoding.EncodeToString(testpki.PEM(chain.Root)),
 		},
+	}
+}
+
+// scrapesMakeNoRequest checks that 10 scrapes leave the API server's request
+// counters for resources unchanged.
+func scrapesMakeNoRequest(t *testing.T, cluster *kubetest.Cluster, p *exporterProcess, resources ...string) {
+	t.Helper()
+	requests := func() float64 {
+		code, body := cluster.Do(t, http.MethodGet, "/metrics", nil)
+		if code != http.StatusOK {
+			t.Fatalf("apiserver /metrics: %d", code)
+		}
+		total := 0.0
+		for _, s := range find(parseMetrics(t, body), "apiserver_request_total", nil) {
+			if slices.Contains(resources, label(s, "resource")) {
+				total += s.GetCounter().GetValue() // every verb: the test's own creates make it non-zero
+			}
+		}
+		return total
+	}
+	before := requests()
+	if before == 0 {
+		t.Fatal("apiserver_request_total counts nothing for these resources: the check would prove nothing")
+	}
+	for range 10 {
+		p.scrape(t, "/metrics")
+	}
+	if after := requests(); after != before {
+		t.Errorf("10 scrapes made %v requests to the API server, want 0", after-before)
 	}
 }
 
@@ -164,32 +195,7 @@ kubernetes:
 	}
 
 	t.Run("a scrape makes no API request", func(t *testing.T) {
-		requests := func() float64 {
-			code, body := cluster.Do(t, http.MethodGet, "/metrics", nil)
-			if code != http.StatusOK {
-				t.Fatalf("apiserver /metrics: %d", code)
-			}
-			m := parseMetrics(t, body)
-			total := 0.0
-			for _, s := range find(m, "apiserver_request_total", nil) {
-				switch label(s, "resource") {
-				case "secrets", "configmaps", "validatingwebhookconfigurations", "mutatingwebhookconfigurations":
-					total += s.GetCounter().GetValue() // every verb: the test's own creates make it non-zero
-
-				}
-			}
-			return total
-		}
-		before := requests()
-		if before == 0 {
-			t.Fatal("apiserver_request_total counts nothing for these resources: the check would prove nothing")
-		}
-		for range 10 {
-			p.scrape(t, "/metrics")
-		}
-		if after := requests(); after != before {
-			t.Errorf("10 scrapes made %v requests to the API server, want 0", after-before)
-		}
+		scrapesMakeNoRequest(t, cluster, p, "secrets", "configmaps", "validatingwebhookconfigurations", "mutatingwebhookconfigurations")
 	})
 
 	t.Run("renewal shows within seconds", func(t *testing.T) {
@@ -296,4 +302,112 @@ kubernetes:
 			t.Error("the log does not say the list was forbidden")
 		}
 	})
+}
+
+// A cert-manager style keystore: a kubernetes.io/tls Secret with
+// keystore.p12, whose password lives in another Secret
+// (keystores.pkcs12.passwordSecretRef), under the shipped RBAC.
+func TestKubernetesPasswordSecretAgainstAPIServer(t *testing.T) {
+	cluster := kubetest.Start(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	applyManifests(t, cluster, "deploy/rbac/cluster.yaml")
+	token := cluster.ServiceAccountToken(t, "monitoring", "certwatch")
+	cluster.EnsureNamespace(t, "shop")
+
+	const right, wrong = "keystore-pass-Right-7d1f", "keystore-pass-Wrong-93ac"
+	chain := testpki.NewChain(t, testpki.Options{})
+	keystore := tlsSecretJSON("shop", "checkout-tls", chain, t)
+	keystore["data"].(map[string]string)["keystore.p12"] = base64.StdEncoding.EncodeToString(
+		testpki.PKCS12(t, chain.Leaf, []*testpki.Cert{chain.Intermediate}, right)) // go-pkcs12 Modern, made now
+	if code, body := cluster.Do(t, http.MethodPost, "/api/v1/namespaces/shop/secrets", keystore); code != http.StatusCreated {
+		t.Fatalf("creating the keystore Secret: %d %s", code, body)
+	}
+	passwordSecret := func(value string) map[string]any {
+		return map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+			"metadata": map[string]any{"name": "checkout-keystore-password", "namespace": "shop"},
+			"data":     map[string]string{"password": base64.StdEncoding.EncodeToString([]byte(value))}}
+	}
+
+	writeFile(t, filepath.Join(dir, "config.yml"), []byte(`
+kubernetes:
+  secrets:
+    password_secret:
+      name: checkout-keystore-password
+      key: password
+`))
+	p := startExporter(t, bin, filepath.Join(dir, "config.yml"), "--kubeconfig="+cluster.Kubeconfig(t, token))
+
+	keystoreSeries := func(m map[string]*dto.MetricFamily) []*dto.Metric {
+		return find(m, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"source": "secret", "target": "shop/checkout-tls", "key": "keystore.p12"})
+	}
+	errorClass := func(m map[string]*dto.MetricFamily, class string) bool {
+		return len(find(m, "certwatch_target_error_info", map[string]string{"source": "secret", "target": "shop/checkout-tls", "class": class})) == 1
+	}
+	ok := func(m map[string]*dto.MetricFamily) bool {
+		return len(keystoreSeries(m)) == 2 && len(find(m, "certwatch_target_error_info", map[string]string{"target": "shop/checkout-tls"})) == 0
+	}
+
+	// Before the password Secret exists: wrong_password, tls.crt still read.
+	mfs := waitForMetrics(t, p, "wrong_password without the password Secret", func(m map[string]*dto.MetricFamily) bool {
+		return errorClass(m, "wrong_password")
+	})
+	if n := len(find(mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"target": "shop/checkout-tls", "key": "tls.crt"})); n != 2 {
+		t.Errorf("tls.crt: %d series, want 2", n)
+	}
+	// Both Secrets informers report, each under its own resource value.
+	for _, res := range []string{"secrets", "secrets/password"} {
+		if v := one(t, mfs, "certwatch_kubernetes_informer_synced", map[string]string{"resource": res}).GetGauge().GetValue(); v != 1 {
+			t.Errorf("%s informer synced = %v", res, v)
+		}
+		one(t, mfs, "certwatch_kubernetes_watch_errors_total", map[string]string{"resource": res, "class": "permission"})
+	}
+	if !strings.Contains(p.stderr.String(), "checkout-keystore-password does not exist") {
+		t.Error("the log does not name the missing password Secret")
+	}
+
+	t.Run("the password arrives after the keystore", func(t *testing.T) {
+		if code, body := cluster.Do(t, http.MethodPost, "/api/v1/namespaces/shop/secrets", passwordSecret(right+"\n")); code != http.StatusCreated {
+			t.Fatalf("creating the password Secret: %d %s", code, body)
+		}
+		mfs := waitForMetrics(t, p, "the keystore's certificates", ok)
+		leaf := one(t, mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"key": "keystore.p12", "index": "0"})
+		if got, want := leaf.GetGauge().GetValue(), float64(chain.Leaf.Cert.NotAfter.Unix()); got != want {
+			t.Errorf("keystore leaf not after %v, want %v", got, want)
+		}
+	})
+
+	t.Run("a scrape makes no API request", func(t *testing.T) {
+		scrapesMakeNoRequest(t, cluster, p, "secrets")
+	})
+
+	t.Run("a wrong password is wrong_password", func(t *testing.T) {
+		if code, body := cluster.Do(t, http.MethodPut, "/api/v1/namespaces/shop/secrets/checkout-keystore-password", passwordSecret(wrong)); code != http.StatusOK {
+			t.Fatalf("update: %d %s", code, body)
+		}
+		mfs := waitForMetrics(t, p, "wrong_password", func(m map[string]*dto.MetricFamily) bool { return errorClass(m, "wrong_password") })
+		if len(keystoreSeries(mfs)) != 0 {
+			t.Error("certificates reported from a keystore the password does not open")
+		}
+	})
+
+	t.Run("the fixed password brings the series back", func(t *testing.T) {
+		if code, body := cluster.Do(t, http.MethodPut, "/api/v1/namespaces/shop/secrets/checkout-keystore-password", passwordSecret(right)); code != http.StatusOK {
+			t.Fatalf("update: %d %s", code, body)
+		}
+		waitForMetrics(t, p, "the keystore's certificates again", ok)
+	})
+
+	t.Run("a deleted password Secret is wrong_password", func(t *testing.T) {
+		if code, body := cluster.Do(t, http.MethodDelete, "/api/v1/namespaces/shop/secrets/checkout-keystore-password", nil); code != http.StatusOK {
+			t.Fatalf("delete: %d %s", code, body)
+		}
+		waitForMetrics(t, p, "wrong_password after the deletion", func(m map[string]*dto.MetricFamily) bool { return errorClass(m, "wrong_password") })
+	})
+
+	for _, pw := range []string{right, wrong} {
+		if strings.Contains(p.stderr.String(), pw) {
+			t.Errorf("a password appears in certwatch's log")
+		}
+	}
 }
