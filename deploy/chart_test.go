@@ -611,7 +611,11 @@ func wantGrants(cfg *config.Config, namespaced bool) map[rbacGrant]bool {
 		}
 	}
 	if k.Secrets != nil {
-		core("secrets", k.Secrets.Namespaces)
+		namespaces := k.Secrets.Namespaces
+		if ps := k.Secrets.PasswordSecret; ps != nil && ps.Namespace != "" {
+			namespaces = append(slices.Clone(namespaces), ps.Namespace) // its informer watches there
+		}
+		core("secrets", namespaces)
 	}
 	if k.ConfigMaps != nil {
 		core("configmaps", k.ConfigMaps.Namespaces)

@@ -79,8 +79,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 Which Kubernetes kinds config.kubernetes enables, as a dict of booleans
 (secrets, configmaps, webhooks, apiservices, crds) and namespace lists
-(secretNamespaces, configmapNamespaces). Secrets and ConfigMaps are on when
-their key is a map, the empty map included; null or absent is off.
+(secretNamespaces, configmapNamespaces), and passwordNamespace: the namespace
+of secrets.password_secret when it names one. Secrets and ConfigMaps are on
+when their key is a map, the empty map included; null or absent is off.
 */}}
 {{- define "certwatch.kubeKinds" -}}
 {{- $k := .Values.config.kubernetes | default dict }}
@@ -88,6 +89,7 @@ their key is a map, the empty map included; null or absent is off.
 {{- $configmaps := and (hasKey $k "configmaps") (kindIs "map" $k.configmaps) }}
 {{- $out := dict "secrets" $secrets "configmaps" $configmaps "webhooks" (eq true $k.webhooks) "apiservices" (eq true $k.apiservices) "crds" (eq true $k.crds) }}
 {{- $_ := set $out "secretNamespaces" (ternary ($k.secrets | default dict).namespaces list $secrets | default list) }}
+{{- $_ = set $out "passwordNamespace" (ternary (($k.secrets | default dict).password_secret | default dict).namespace "" $secrets | default "") }}
 {{- $_ = set $out "configmapNamespaces" (ternary ($k.configmaps | default dict).namespaces list $configmaps | default list) }}
 {{- $_ = set $out "any" (or $secrets $configmaps (eq true $k.webhooks) (eq true $k.apiservices) (eq true $k.crds)) }}
 {{- toJson $out }}
