@@ -3,6 +3,7 @@ package collector
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"math"
 	"slices"
@@ -65,19 +66,23 @@ type identity struct {
 // (series with the same labels share one), grouped by metric, values
 // beside them.
 type rendered struct {
-	id      identity
-	keep    []*x509.Certificate // holds what id points at
-	labels  map[string]string
-	gen     uint64
-	buf     []byte
-	series  []renderedSeries
-	first   [numMetrics + 1]uint32 // series[first[m]:first[m+1]] are metric m's
-	hsIndex int                    // the handshake series, whose value changes every probe; -1 when none
+	id        identity
+	chain     chainInput // what verdict was judged from
+	verdict   inspect.Verdict
+	labels    map[string]string
+	gen       uint64
+	buf       []byte
+	series    []renderedSeries
+	first     [numMetrics + 1]uint32 // series[first[m]:first[m+1]] are metric m's
+	hsIndex   int                    // the handshake series, whose value changes every probe; -1 when none
+	handshake float64                // its value
 }
 
+// renderedSeries is one series: buf[start:end] is its label set with a
+// trailing space, buf[value:valueEnd] its value in the text format with a
+// newline (the handshake's is formatted when written).
 type renderedSeries struct {
-	start, end uint32
-	value      float64
+	start, end, value, valueEnd uint32
 }
 
 // layoutKey is a metric with a set of extra label names.
@@ -129,43 +134,79 @@ func (p *pass) findings(findings []source.Finding) {
 		err   error
 	}
 	type targetKey struct{ source, target string }
-	var order []targetKey
-	targets := map[targetKey]*targetState{}
-	seen := map[placeID]bool{}
-	var places []*source.Finding
+	targets := make([]targetState, 0, len(findings))
+	targetAt := make(map[targetKey]int, len(findings))
+	seen := make(map[placeID]struct{}, len(findings))
+	places := make([]*source.Finding, 0, len(findings))
 	for i := range findings {
 		f := &findings[i]
 		tk := targetKey{f.Source, f.Target}
-		ts, ok := targets[tk]
+		t, ok := targetAt[tk]
 		if !ok {
-			ts = &targetState{place: f.Place}
-			targets[tk] = ts
-			order = append(order, tk)
+			t = len(targets)
+			targetAt[tk] = t
+			targets = append(targets, targetState{place: f.Place})
 		}
-		if f.Err != nil && ts.err == nil {
-			ts.err = f.Err
+		if f.Err != nil && targets[t].err == nil {
+			targets[t].err = f.Err
 		}
 		id := placeID{source: f.Source, target: f.Target, key: f.Key}
-		if seen[id] || len(f.Certs) == 0 {
+		if _, dup := seen[id]; dup || len(f.Certs) == 0 {
 			continue // a duplicate place would make the scrape invalid
 		}
-		seen[id] = true
+		seen[id] = struct{}{}
 		places = append(places, f)
 	}
-	chains := make([]inspect.Chain, len(places))
+	// A place whose chain is the one judged last time keeps its verdict
+	// while it stands, as the inspector's cache would return it, without
+	// hashing the chain to look it up.
+	verdicts := make([]inspect.Verdict, len(places))
+	cached := make([]*rendered, len(places))
+	var chains []inspect.Chain
+	var judged []int
 	for i, f := range places {
-		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
+		r := p.c.places[placeID{source: f.Source, target: f.Target, key: f.Key}]
+		cached[i] = r
+		if r != nil && r.chain.same(f) && p.e.inspector.Stands(r.verdict) {
+			verdicts[i] = r.verdict
+			continue
+		}
+		chains = append(chains, inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify})
+		judged = append(judged, i)
 	}
-	for i, verdict := range p.e.inspector.JudgeAll(chains) {
-		p.place(places[i], verdict)
+	for j, verdict := range p.e.inspector.JudgeAll(chains) {
+		verdicts[judged[j]] = verdict
 	}
-	for _, tk := range order {
-		ts := targets[tk]
+	for i, f := range places {
+		p.place(f, verdicts[i], cached[i])
+	}
+	for _, ts := range targets {
 		p.target(ts.place, ts.err)
 	}
 }
 
-func (p *pass) place(f *source.Finding, verdict inspect.Verdict) {
+// chainInput is what a verdict was given: compared by address, and held
+// so that the addresses stay theirs.
+type chainInput struct {
+	certs      []*x509.Certificate
+	keyPublics []crypto.PublicKey
+	verify     source.VerifyParams
+}
+
+func (c *chainInput) same(f *source.Finding) bool {
+	return sameSlice(c.certs, f.Certs) && sameSlice(c.keyPublics, f.KeyPublics) &&
+		sameSlice(c.verify.Extra, f.Verify.Extra) && c.verify.Roots == f.Verify.Roots &&
+		c.verify.RootsID == f.Verify.RootsID && c.verify.DNSName == f.Verify.DNSName &&
+		c.verify.ServerAuth == f.Verify.ServerAuth
+}
+
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
+
+// place writes one place from its cached entry r (nil when new), rendered
+// again when what its series are built from changed.
+func (p *pass) place(f *source.Finding, verdict inspect.Verdict, r *rendered) {
 	if !verdict.Valid() {
 		p.e.logger.Debug("Chain not valid", "kind", f.Source, "target", f.Target, "key", f.Key,
 			"reason", verdict.Reason, "detail", verdict.Detail)
@@ -175,14 +216,14 @@ func (p *pass) place(f *source.Finding, verdict inspect.Verdict) {
 	if f.TLS != nil {
 		id.tls, id.version, id.cipher = true, f.TLS.Version, f.TLS.CipherSuite
 	}
-	key := placeID{source: f.Source, target: f.Target, key: f.Key}
-	r := p.c.places[key]
 	if r == nil || r.id != id {
 		r = p.renderPlace(f, verdict, id)
-		p.c.places[key] = r
+		p.c.places[placeID{source: f.Source, target: f.Target, key: f.Key}] = r
 	}
+	r.chain = chainInput{certs: f.Certs, keyPublics: f.KeyPublics, verify: f.Verify}
+	r.verdict = verdict
 	if r.hsIndex >= 0 {
-		r.series[r.hsIndex].value = f.TLS.HandshakeDuration.Seconds()
+		r.handshake = f.TLS.HandshakeDuration.Seconds()
 	}
 	r.gen = p.c.gen
 	p.order = append(p.order, r)
@@ -217,7 +258,6 @@ func (p *pass) newRendered(id identity, labels map[string]string) *rendered {
 // renderPlace builds the series of a place, in metric order.
 func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identity) *rendered {
 	r := p.newRendered(id, f.Labels)
-	r.keep = f.Certs
 	ex := p.extra(f.Labels)
 	src, tgt, key := validUTF8(f.Source), validUTF8(f.Target), validUTF8(f.Key)
 	p.add(r, ex, metricChainValid, []string{src, tgt, key, validUTF8(string(verdict.Reason))}, boolValue(verdict.Valid()))
@@ -251,7 +291,7 @@ func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identi
 	}
 	if f.TLS != nil {
 		p.add(r, ex, metricTLSVersion, []string{src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)}, 1)
-		if p.add(r, ex, metricHandshake, []string{src, tgt}, f.TLS.HandshakeDuration.Seconds()) {
+		if p.add(r, ex, metricHandshake, []string{src, tgt}, 0) { // the value is written from r.handshake
 			r.hsIndex = len(r.series) - 1
 		}
 	}
@@ -290,7 +330,9 @@ func (p *pass) add(r *rendered, ex *extraLabels, metric int, fixed []string, v f
 		r.buf = append(r.buf, '}')
 	}
 	r.buf = append(r.buf, ' ')
-	r.series = append(r.series, renderedSeries{start: uint32(start), end: uint32(len(r.buf)), value: v})
+	s := renderedSeries{start: uint32(start), end: uint32(len(r.buf))}
+	r.appendValue(&s, v)
+	r.series = append(r.series, s)
 	r.mark(metric)
 	return true
 }
@@ -298,9 +340,15 @@ func (p *pass) add(r *rendered, ex *extraLabels, metric int, fixed []string, v f
 // again adds a series of metric whose labels are those of series like.
 func (p *pass) again(r *rendered, metric, like int, v float64) {
 	s := r.series[like]
-	s.value = v
+	r.appendValue(&s, v)
 	r.series = append(r.series, s)
 	r.mark(metric)
+}
+
+func (r *rendered) appendValue(s *renderedSeries, v float64) {
+	s.value = uint32(len(r.buf))
+	r.buf = append(appendValue(r.buf, v, false), '\n')
+	s.valueEnd = uint32(len(r.buf))
 }
 
 // mark records that the last series is metric's: series come in metric
@@ -370,10 +418,7 @@ func (p *pass) finish() []placeSnapshot {
 	}
 	out := make([]placeSnapshot, len(p.order))
 	for i, r := range p.order {
-		out[i].r = r
-		if r.hsIndex >= 0 {
-			out[i].handshake = r.series[r.hsIndex].value
-		}
+		out[i] = placeSnapshot{r: r, handshake: r.handshake}
 	}
 	p.c.mu.Unlock()
 	return out
@@ -397,13 +442,16 @@ func writePlaces(w *bufio.Writer, places []placeSnapshot, openMetrics bool) erro
 				}
 				_, _ = w.WriteString(metricDefs[m].name)
 				_, _ = w.Write(r.buf[s.start:s.end])
-				v := s.value
-				if int(i) == r.hsIndex {
-					v = ps.handshake
+				value := r.buf[s.value:s.valueEnd]
+				switch {
+				case int(i) == r.hsIndex:
+					num = append(appendValue(num[:0], ps.handshake, openMetrics), '\n')
+					value = num
+				case openMetrics && integral(value):
+					num = append(append(num[:0], value[:len(value)-1]...), ".0\n"...)
+					value = num
 				}
-				num = appendValue(num[:0], v, openMetrics)
-				num = append(num, '\n')
-				if _, err := w.Write(num); err != nil {
+				if _, err := w.Write(value); err != nil {
 					return err
 				}
 			}
@@ -457,6 +505,13 @@ func appendValue(b []byte, v float64, openMetrics bool) []byte {
 		b = append(b, '.', '0')
 	}
 	return b
+}
+
+// integral says whether a value in the text format (with its newline)
+// reads as an integer, which OpenMetrics writes with ".0".
+func integral(text []byte) bool {
+	text = text[:len(text)-1]
+	return !bytes.ContainsAny(text, "e.") && string(text) != "NaN" && string(text) != "+Inf" && string(text) != "-Inf"
 }
 
 // appendEscaped appends a label value escaped as the text formats want:

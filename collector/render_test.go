@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ import (
 
 // testExporter serves files (good, a bundle, an expired one, a hostile
 // name, junk) and a real TLS endpoint, with extra labels.
-func testExporter(t *testing.T) (*Exporter, http.Handler, string, *testpki.Chain) {
+func testExporter(t *testing.T, now func() time.Time) (*Exporter, http.Handler, string, *testpki.Chain) {
 	t.Helper()
 	dir := t.TempDir()
 	chain := testpki.NewChain(t, testpki.Options{DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
@@ -77,7 +78,7 @@ files:
 		t.Fatal(err)
 	}
 	logger := promslog.NewNopLogger()
-	e := New(logger, inspect.NewInspector(nil), 0)
+	e := New(logger, inspect.NewInspector(now), 0)
 	e.Update(&Sources{Endpoints: endpoint.New(cfg, logger), Files: files.New(cfg, files.NewCache(), logger)})
 	static := prometheus.NewRegistry()
 	return e, e.MetricsHandler(static), dir, chain
@@ -152,7 +153,7 @@ func decode(t *testing.T, body []byte, format expfmt.Format) map[string]*dto.Met
 // scrapes (the second from the cache), and that OpenMetrics differs only in
 // its number syntax and its end marker.
 func TestTextAnswersMatchTheRegistry(t *testing.T) {
-	_, h, dir, chain := testExporter(t)
+	_, h, dir, chain := testExporter(t, nil)
 	protoFormat := expfmt.NewFormat(expfmt.TypeProtoDelim)
 	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
 	for scrape := 1; scrape <= 4; scrape++ {
@@ -256,4 +257,36 @@ func diff(want, got []string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestCachedVerdictsExpire checks that a place written from the cache still
+// changes verdict when time alone changes it: the leaf expires.
+func TestCachedVerdictsExpire(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	_, h, _, chain := testExporter(t, func() time.Time { return time.Unix(0, clock.Load()) })
+	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
+	valid := func() (string, float64) {
+		_, body := get(t, h, "text/plain;version=0.0.4", "")
+		for _, m := range decode(t, body, textFormat)[nameChainValid].GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if strings.HasSuffix(labels["target"], "/leaf.pem") {
+				return labels["reason"], m.GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no chain_valid series for leaf.pem")
+		return "", 0
+	}
+	for range 2 {
+		if reason, v := valid(); reason != "ok" || v != 1 {
+			t.Fatalf("before expiry: reason %q value %v, want ok 1", reason, v)
+		}
+	}
+	clock.Store(chain.Leaf.Cert.NotAfter.Add(time.Minute).UnixNano())
+	if reason, v := valid(); reason != "expired" || v != 0 {
+		t.Fatalf("after the leaf expired: reason %q value %v, want expired 0", reason, v)
+	}
 }

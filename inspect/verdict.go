@@ -57,6 +57,10 @@ type Verdict struct {
 // Valid reports whether the chain verified without reservation.
 func (v Verdict) Valid() bool { return v.Reason == ReasonOK }
 
+// Stands reports whether a verdict given earlier still holds for the same
+// chain: until its ValidUntil, as the inspector's own cache has it.
+func (in *Inspector) Stands(v Verdict) bool { return in.now().Before(v.ValidUntil) }
+
 // Inspector judges chains. It remembers verdicts for unchanged chains until
 // the moment they could change, so that a steady state costs no
 // verification, and it remembers intermediates it has seen so that a server
