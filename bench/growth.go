@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -75,14 +76,16 @@ func runGrowth(args []string) {
 
 	type sample struct {
 		scrape           int
-		heap, inuse      uint64
+		heap, inuse, rss uint64
 		goroutines, fds  int
 		scrapeMsAtSample float64
 	}
 	take := func(i int, last time.Duration) sample {
 		time.Sleep(3 * *timeout) // probes abandoned at the deadline finish closing
 		alloc, inuse := memAfterGC()
-		return sample{scrape: i, heap: alloc, inuse: inuse, goroutines: runtime.NumGoroutine(), fds: openFDs(), scrapeMsAtSample: ms(last)}
+		debug.FreeOSMemory() // resident memory without the pages the runtime has not yet given back
+		rss := uint64(procStatus(os.Getpid(), "VmRSS"))
+		return sample{scrape: i, heap: alloc, inuse: inuse, rss: rss, goroutines: runtime.NumGoroutine(), fds: openFDs(), scrapeMsAtSample: ms(last)}
 	}
 	var samples []sample
 	samples = append(samples, take(1, first.total))
@@ -97,8 +100,8 @@ func runGrowth(args []string) {
 		if i%*every == 0 {
 			s := take(i, last)
 			samples = append(samples, s)
-			logf("  scrape %4d: heap %.2f MiB (in use %.2f MiB), %d goroutines, %d fds, last scrape %.0f ms",
-				i, float64(s.heap)/(1<<20), float64(s.inuse)/(1<<20), s.goroutines, s.fds, s.scrapeMsAtSample)
+			logf("  scrape %4d: heap %.2f MiB (in use %.2f MiB), RSS %.1f MiB, %d goroutines, %d fds, last scrape %.0f ms",
+				i, float64(s.heap)/(1<<20), float64(s.inuse)/(1<<20), float64(s.rss)/(1<<20), s.goroutines, s.fds, s.scrapeMsAtSample)
 		}
 	}
 	elapsed := time.Since(start)
@@ -126,6 +129,11 @@ func runGrowth(args []string) {
 	fig.add(Row{Case: cs, Name: "heap in use (spans) at start / middle / end", Unit: "MiB", Value: mib(endS.inuse),
 		Samples: []float64{mib(startS.inuse), mib(mid.inuse), mib(endS.inuse)}}.
 		note("start %.2f, middle %.2f, end %.2f MiB", mib(startS.inuse), mib(mid.inuse), mib(endS.inuse)))
+	const rssTolerance = 2 << 20
+	fig.add(Row{Case: cs, Name: "resident memory (VmRSS) at start / middle / end", Unit: "MiB", Value: mib(endS.rss),
+		Samples: []float64{mib(startS.rss), mib(mid.rss), mib(endS.rss)}}.
+		target("middle→end ≤ 2 MiB", int64(endS.rss)-int64(mid.rss) <= rssTolerance).
+		note("start %.1f, middle %.1f, end %.1f MiB, read after debug.FreeOSMemory", mib(startS.rss), mib(mid.rss), mib(endS.rss)))
 	fig.add(Row{Case: cs, Name: "goroutines at start / middle / end", Unit: "", Value: float64(endS.goroutines),
 		Samples: []float64{float64(startS.goroutines), float64(mid.goroutines), float64(endS.goroutines)}}.
 		target("end ≤ start + 2", endS.goroutines <= startS.goroutines+2).
