@@ -448,3 +448,32 @@ func TestPasswordSecretReadForbidden(t *testing.T) {
 		return source.ClassOf(f.Err) == source.ClassPermission
 	})
 }
+
+// TestSecretsOfOneIssuerShareTheirRoots checks that Secrets with the same
+// ca.crt share one parsed root and one verification pool, and that Secrets
+// with another ca.crt get their own.
+func TestSecretsOfOneIssuerShareTheirRoots(t *testing.T) {
+	chain := testpki.NewChain(t, testpki.Options{})
+	other := testpki.NewChain(t, testpki.Options{})
+	client := fake.NewClientset(
+		tlsSecret("web", "a", chain, nil),
+		tlsSecret("web", "b", chain, nil),
+		tlsSecret("web", "c", other, nil),
+	)
+	s := syncedSource(t, config.Kubernetes{Secrets: &config.SecretWatch{Types: config.DefaultSecretTypes}}, client, slog.New(slog.DiscardHandler))
+	var found map[string]source.Finding
+	waitFor(t, "three Secrets", func() bool {
+		found = byPlace(s.Collect(context.Background()))
+		return len(found) == 6
+	})
+	a, b, c := found["secret web/a tls.crt"], found["secret web/b tls.crt"], found["secret web/c tls.crt"]
+	if a.Verify.Roots == nil || a.Verify.Roots != b.Verify.Roots {
+		t.Error("two Secrets with the same ca.crt have two verification pools")
+	}
+	if a.Verify.Roots == c.Verify.Roots || a.Verify.RootsID == c.Verify.RootsID {
+		t.Error("Secrets with different ca.crt share a verification pool")
+	}
+	if a.Certs[1] != b.Certs[1] || found["secret web/a ca.crt"].Certs[0] != found["secret web/b ca.crt"].Certs[0] {
+		t.Error("the same intermediate or root in two Secrets is parsed twice")
+	}
+}
