@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -17,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -157,7 +161,7 @@ func runKubeOne(args []string) {
 	cs := fmt.Sprintf("%s, %d KiB junk", *ns, *junk>>10)
 	fig := newFigure("kube", c.runs)
 
-	var syncs, perSecret, perCert, coldScrape, warmScrape []float64
+	var syncs, perSecret, perCert, coldScrape, warmScrape, rss, requests []float64
 	for r := range c.runs {
 		before := heapAfterGC()
 		src, err := kubesrc.New(*cfg.Kubernetes, shard.Shard{}, client, dyn, benchLogger())
@@ -183,11 +187,14 @@ func runKubeOne(args []string) {
 		res.body = nil
 		coldScrape = append(coldScrape, ms(res.total))
 		var warm []float64
-		for range 3 {
+		before10 := apiRequests(client)
+		for range 10 {
 			warm = append(warm, ms(scrape(x.handler, "/metrics", acceptText, time.Minute, false).total))
 		}
+		requests = append(requests, (apiRequests(client)-before10)/10)
 		warmScrape = append(warmScrape, median(warm))
 		after := heapAfterGC()
+		rss = append(rss, float64(procStatus(os.Getpid(), "VmRSS"))/(1<<20))
 		perSecret = append(perSecret, float64(int64(after)-int64(before))/float64(*n)/1024)
 		perCert = append(perCert, float64(int64(after)-int64(before))/float64(certsPerSecret**n)/1024)
 		if r == 0 {
@@ -198,14 +205,44 @@ func runKubeOne(args []string) {
 		src.Stop()
 		runtimeKeepAlive(x)
 	}
-	fig.add(measured(cs, "time to sync (Start to every Secret parsed)", "s", syncs))
+	fig.add(measured(cs, "time from start to ready (informers synced, every Secret parsed)", "s", syncs))
 	fig.add(measured(cs, "memory held per Secret (heap after GC)", "KiB", perSecret).
 		note("informer cache, parsed certificates, verdicts; %d certificates per Secret", certsPerSecret))
 	fig.add(measured(cs, "memory held per certificate (heap after GC)", "KiB", perCert).target("< 4 KiB", median(perCert) < 4))
 	fig.add(measured(cs, "/metrics, first scrape", "ms", coldScrape).note("every chain verified"))
 	fig.add(measured(cs, "/metrics, steady", "ms", warmScrape))
+	fig.add(measured(cs, "process resident memory (VmRSS), synced and scraped", "MiB", rss).
+		note("the whole process: Go runtime, client-go, caches; VmHWM %.0f MiB", float64(procStatus(os.Getpid(), "VmHWM"))/(1<<20)))
+	fig.add(measured(cs, "API requests per /metrics scrape", "", requests).
+		target("0", median(requests) == 0).note("apiserver_request_total for secrets, before and after 10 scrapes"))
 	data, _ := json.Marshal(fig)
 	if err := os.WriteFile(*out, data, 0o644); err != nil {
 		fatalf("%v", err)
 	}
+}
+
+// apiRequests sums the API server's apiserver_request_total for Secrets,
+// every verb: what the scrapes between two readings cost the API server.
+func apiRequests(client kubernetes.Interface) float64 {
+	body, err := client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		fatalf("reading the API server's metrics: %v", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		fatalf("parsing the API server's metrics: %v", err)
+	}
+	total := 0.0
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "resource" && lp.GetValue() == "secrets" {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if total == 0 {
+		fatalf("apiserver_request_total counts no Secret request: the figure would prove nothing")
+	}
+	return total
 }
