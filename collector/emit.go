@@ -199,12 +199,7 @@ func (em *emitter) place(f *source.Finding, verdict inspect.Verdict) {
 		cv := em.strs(src, tgt, key, strconv.Itoa(i), validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
 		em.add(ls, metricCertNotAfter, cv, unixSeconds(facts.NotAfter))
 		em.add(ls, metricCertNotBefore, cv, unixSeconds(facts.NotBefore))
-		info := em.strs(src, tgt, key, cv[3], cv[4], cv[5],
-			validUTF8(facts.Serial), validUTF8(facts.FingerprintSHA256), validUTF8(limit(facts.Subject)), validUTF8(limit(facts.Issuer)),
-			validUTF8(joinLimited(facts.DNSNames)), validUTF8(joinLimited(facts.IPAddresses)), validUTF8(joinLimited(facts.URIs)),
-			validUTF8(joinLimited(facts.EmailAddresses)), validUTF8(facts.KeyAlgorithm), strconv.Itoa(facts.KeyBits),
-			validUTF8(facts.SignatureAlgorithm), strconv.FormatBool(facts.IsCA), strconv.FormatBool(facts.SelfSigned))
-		em.add(ls, metricCertInfo, info, 1)
+		em.add(ls, metricCertInfo, appendInfoValues(em.alloc(len(metricDefs[metricCertInfo].labels))[:0], cv, &facts), 1)
 	}
 	if f.TLS != nil {
 		em.add(ls, metricTLSVersion, em.strs(src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)), 1)
@@ -441,6 +436,17 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// appendInfoValues appends the values of a certificate's info series: its
+// certLabels values, then the infoLabels ones.
+func appendInfoValues(out, certValues []string, f *inspect.Facts) []string {
+	out = append(out, certValues...)
+	return append(out,
+		validUTF8(f.Serial), validUTF8(f.FingerprintSHA256), validUTF8(limit(f.Subject)), validUTF8(limit(f.Issuer)),
+		validUTF8(joinLimited(f.DNSNames)), validUTF8(joinLimited(f.IPAddresses)), validUTF8(joinLimited(f.URIs)),
+		validUTF8(joinLimited(f.EmailAddresses)), validUTF8(f.KeyAlgorithm), strconv.Itoa(f.KeyBits),
+		validUTF8(f.SignatureAlgorithm), strconv.FormatBool(f.IsCA), strconv.FormatBool(f.SelfSigned))
 }
 
 // joinLimited joins values with commas and bounds the result: a certificate

@@ -49,7 +49,8 @@ type placeID struct {
 
 // identity is everything the series of a place are built from. Slices and
 // maps are compared by address, which is sound because the cache entry
-// holds them: their memory cannot be reused while the entry exists.
+// holds them (chain.certs, labels): their memory cannot be reused while the
+// entry exists.
 type identity struct {
 	certsData unsafe.Pointer // the slice's array; with nCerts, the slice
 	nCerts    int
@@ -110,7 +111,6 @@ type pass struct {
 	e      *Exporter
 	order  []*rendered
 	extras map[unsafe.Pointer]*extraLabels
-	vals   []string // scratch for one series' label values
 }
 
 type extraLabels struct {
@@ -119,7 +119,7 @@ type extraLabels struct {
 	values []string // UTF-8-valid, in names order
 }
 
-// begin locks the cache for one scrape; finish writes it and unlocks.
+// begin locks the cache for one scrape; finish sweeps it and unlocks.
 func (c *placeCache) begin(e *Exporter) *pass {
 	c.mu.Lock()
 	c.gen++
@@ -282,12 +282,7 @@ func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identi
 		}
 	}
 	for i := range f.Certs {
-		fc := &facts[i]
-		p.add(r, ex, metricCertInfo, append(certValues(i),
-			validUTF8(fc.Serial), validUTF8(fc.FingerprintSHA256), validUTF8(limit(fc.Subject)), validUTF8(limit(fc.Issuer)),
-			validUTF8(joinLimited(fc.DNSNames)), validUTF8(joinLimited(fc.IPAddresses)), validUTF8(joinLimited(fc.URIs)),
-			validUTF8(joinLimited(fc.EmailAddresses)), validUTF8(fc.KeyAlgorithm), strconv.Itoa(fc.KeyBits),
-			validUTF8(fc.SignatureAlgorithm), strconv.FormatBool(fc.IsCA), strconv.FormatBool(fc.SelfSigned)), 1)
+		p.add(r, ex, metricCertInfo, appendInfoValues(nil, certValues(i), &facts[i]), 1)
 	}
 	if f.TLS != nil {
 		p.add(r, ex, metricTLSVersion, []string{src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)}, 1)
