@@ -436,7 +436,6 @@ func writePlaces(w *bufio.Writer, places []placeSnapshot, openMetrics bool) erro
 					header = true
 				}
 				_, _ = w.WriteString(metricDefs[m].name)
-				_, _ = w.Write(r.buf[s.start:s.end])
 				value := r.buf[s.value:s.valueEnd]
 				switch {
 				case int(i) == r.hsIndex:
@@ -445,7 +444,13 @@ func writePlaces(w *bufio.Writer, places []placeSnapshot, openMetrics bool) erro
 				case openMetrics && integral(value):
 					num = append(append(num[:0], value[:len(value)-1]...), ".0\n"...)
 					value = num
+				case s.value == s.end: // labels and value rendered together: one copy
+					if _, err := w.Write(r.buf[s.start:s.valueEnd]); err != nil {
+						return err
+					}
+					continue
 				}
+				_, _ = w.Write(r.buf[s.start:s.end])
 				if _, err := w.Write(value); err != nil {
 					return err
 				}
