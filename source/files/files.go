@@ -22,7 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"weak"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/shard"
@@ -282,7 +281,6 @@ func identityOf(st os.FileInfo) identity {
 type Cache struct {
 	mu      sync.RWMutex // read-locked by the lookups of every scrape's workers
 	entries map[string]cached
-	certs   *internTable
 }
 
 type cached struct {
@@ -293,45 +291,7 @@ type cached struct {
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{entries: map[string]cached{}, certs: &internTable{m: map[[32]byte]weak.Pointer[x509.Certificate]{}}}
-}
-
-// internTable makes files that hold the same certificate (an intermediate in
-// every fullchain.pem, a ca.crt copied beside every leaf, a trust bundle)
-// share one parsed copy: a parsed certificate is about 3-4 KiB of heap, far
-// more than its DER. Certificates are immutable, so sharing is invisible to
-// everything downstream. The table holds weak pointers only: a certificate
-// lives as long as some cached file holds it, and a cleanup removes its
-// entry when it goes.
-type internTable struct {
-	mu sync.Mutex
-	m  map[[32]byte]weak.Pointer[x509.Certificate]
-}
-
-// intern replaces each certificate with the copy already held, if any.
-func (t *internTable) intern(certs []*x509.Certificate) {
-	for i, c := range certs {
-		fp := sha256.Sum256(c.Raw)
-		t.mu.Lock()
-		if held := t.m[fp].Value(); held != nil {
-			t.mu.Unlock()
-			certs[i] = held
-			continue
-		}
-		t.m[fp] = weak.Make(c)
-		t.mu.Unlock()
-		runtime.AddCleanup(c, t.forget, fp)
-	}
-}
-
-// forget drops the entry of a collected certificate, unless a newer copy
-// took its place.
-func (t *internTable) forget(fp [32]byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if w, ok := t.m[fp]; ok && w.Value() == nil {
-		delete(t.m, fp)
-	}
+	return &Cache{entries: map[string]cached{}}
 }
 
 func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, bool) {
@@ -345,9 +305,6 @@ func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, b
 }
 
 func (c *Cache) put(path string, id identity, optsKey string, entries []decode.Entry) {
-	for _, e := range entries {
-		c.certs.intern(e.Certs)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.entries[path] = cached{id: id, optsKey: optsKey, entries: entries}
