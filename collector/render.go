@@ -36,7 +36,8 @@ import (
 // last scrape.
 type placeCache struct {
 	mu      sync.Mutex // one scrape renders at a time; writing is cheap next to probing
-	gen     uint64
+	gen     uint64     // scrapes, for sweeping entries not seen
+	calls   uint64     // findings calls, for finding duplicates
 	places  map[placeID]*rendered
 	layouts map[layoutKey]*layout
 }
@@ -71,7 +72,9 @@ type rendered struct {
 	chain     chainInput // what verdict was judged from
 	verdict   inspect.Verdict
 	labels    map[string]string
-	gen       uint64
+	gen       uint64 // the last scrape that wrote it
+	call      uint64 // the last findings call that met it
+	slot      int    // for a target: its index in that call's targetState
 	buf       []byte
 	series    []renderedSeries
 	first     [numMetrics + 1]uint32 // series[first[m]:first[m+1]] are metric m's
@@ -129,45 +132,71 @@ func (c *placeCache) begin(e *Exporter) *pass {
 // findings adds the places and targets of one collector, judged together
 // as the registry path does.
 func (p *pass) findings(findings []source.Finding) {
-	type targetState struct {
-		place source.Place
-		err   error
-	}
-	type targetKey struct{ source, target string }
+	// Duplicates (a place or target seen twice in this collector's
+	// findings) are found by marking cache entries with this call's number:
+	// a warm scrape then costs one map lookup per place and per target.
+	// Only places and targets new to the cache need maps of their own.
+	p.c.calls++
+	call := p.c.calls
 	targets := make([]targetState, 0, len(findings))
-	targetAt := make(map[targetKey]int, len(findings))
-	seen := make(map[placeID]struct{}, len(findings))
+	var newTargets map[placeID]int
+	var newPlaces map[placeID]struct{}
 	places := make([]*source.Finding, 0, len(findings))
+	cached := make([]*rendered, 0, len(findings))
 	for i := range findings {
 		f := &findings[i]
-		tk := targetKey{f.Source, f.Target}
-		t, ok := targetAt[tk]
-		if !ok {
-			t = len(targets)
-			targetAt[tk] = t
-			targets = append(targets, targetState{place: f.Place})
+		tid := placeID{source: f.Source, target: f.Target, isTarget: true}
+		var t int
+		if tr := p.c.places[tid]; tr != nil {
+			if tr.call != call {
+				tr.call, tr.slot = call, len(targets)
+				targets = append(targets, targetState{place: f.Place, r: tr})
+			}
+			t = tr.slot
+		} else {
+			if newTargets == nil {
+				newTargets = map[placeID]int{}
+			}
+			var ok bool
+			if t, ok = newTargets[tid]; !ok {
+				t = len(targets)
+				newTargets[tid] = t
+				targets = append(targets, targetState{place: f.Place})
+			}
 		}
 		if f.Err != nil && targets[t].err == nil {
 			targets[t].err = f.Err
 		}
-		id := placeID{source: f.Source, target: f.Target, key: f.Key}
-		if _, dup := seen[id]; dup || len(f.Certs) == 0 {
-			continue // a duplicate place would make the scrape invalid
+		if len(f.Certs) == 0 {
+			continue
 		}
-		seen[id] = struct{}{}
+		id := placeID{source: f.Source, target: f.Target, key: f.Key}
+		r := p.c.places[id]
+		if r != nil {
+			if r.call == call {
+				continue // a duplicate place would make the scrape invalid
+			}
+			r.call = call
+		} else {
+			if newPlaces == nil {
+				newPlaces = map[placeID]struct{}{}
+			}
+			if _, dup := newPlaces[id]; dup {
+				continue
+			}
+			newPlaces[id] = struct{}{}
+		}
 		places = append(places, f)
+		cached = append(cached, r)
 	}
 	// A place whose chain is the one judged last time keeps its verdict
 	// while it stands, as the inspector's cache would return it, without
 	// hashing the chain to look it up.
 	verdicts := make([]inspect.Verdict, len(places))
-	cached := make([]*rendered, len(places))
 	var chains []inspect.Chain
 	var judged []int
 	for i, f := range places {
-		r := p.c.places[placeID{source: f.Source, target: f.Target, key: f.Key}]
-		cached[i] = r
-		if r != nil && r.chain.same(f) && p.e.inspector.Stands(r.verdict) {
+		if r := cached[i]; r != nil && r.chain.same(f) && p.e.inspector.Stands(r.verdict) {
 			verdicts[i] = r.verdict
 			continue
 		}
@@ -181,8 +210,16 @@ func (p *pass) findings(findings []source.Finding) {
 		p.place(f, verdicts[i], cached[i])
 	}
 	for _, ts := range targets {
-		p.target(ts.place, ts.err)
+		p.target(ts)
 	}
+}
+
+// targetState is what the findings of one target said: its first place's
+// labels, its first error, and its cache entry (nil when new).
+type targetState struct {
+	place source.Place
+	err   error
+	r     *rendered
 }
 
 // chainInput is what a verdict was given: compared by address, and held
@@ -229,13 +266,12 @@ func (p *pass) place(f *source.Finding, verdict inspect.Verdict, r *rendered) {
 	p.order = append(p.order, r)
 }
 
-func (p *pass) target(pl source.Place, err error) {
+func (p *pass) target(ts targetState) {
+	pl, err, r := ts.place, ts.err, ts.r
 	id := identity{labels: mapAddress(pl.Labels)}
 	if err != nil {
 		id.errClass = source.ClassOf(err)
 	}
-	key := placeID{source: pl.Source, target: pl.Target, isTarget: true}
-	r := p.c.places[key]
 	if r == nil || r.id != id {
 		r = p.newRendered(id, pl.Labels)
 		ex := p.extra(pl.Labels)
@@ -245,7 +281,7 @@ func (p *pass) target(pl source.Place, err error) {
 			p.add(r, ex, metricTargetError, []string{src, tgt, validUTF8(string(id.errClass))}, 1)
 		}
 		p.seal(r)
-		p.c.places[key] = r
+		p.c.places[placeID{source: pl.Source, target: pl.Target, isTarget: true}] = r
 	}
 	r.gen = p.c.gen
 	p.order = append(p.order, r)

@@ -28,6 +28,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
 )
@@ -288,5 +289,65 @@ func TestCachedVerdictsExpire(t *testing.T) {
 	clock.Store(chain.Leaf.Cert.NotAfter.Add(time.Minute).UnixNano())
 	if reason, v := valid(); reason != "expired" || v != 0 {
 		t.Fatalf("after the leaf expired: reason %q value %v, want expired 0", reason, v)
+	}
+}
+
+// TestDuplicatePlacesAreWrittenOnce feeds the same place and target twice,
+// on a first scrape (places new to the cache) and on later ones (places
+// found in it): each series must be written once, with the first
+// finding's content, and a target's error must come from any of its
+// findings.
+func TestDuplicatePlacesAreWrittenOnce(t *testing.T) {
+	chain := testpki.NewChain(t, testpki.Options{})
+	other := testpki.NewChain(t, testpki.Options{})
+	e := New(promslog.NewNopLogger(), inspect.NewInspector(nil), 0)
+	labels := map[string]string{"team": "a"}
+	place := func(target, key string) source.Place {
+		return source.Place{Source: source.KindFile, Target: target, Key: key, Labels: labels}
+	}
+	findings := []source.Finding{
+		{Place: place("/x.pem", ""), Certs: testpki.Certs(chain.Leaf)},
+		{Place: place("/x.pem", ""), Certs: testpki.Certs(other.Leaf)}, // duplicate: ignored
+		{Place: place("/ks.p12", "a"), Certs: testpki.Certs(chain.Leaf)},
+		{Place: place("/ks.p12", "b"), Err: source.Errorf(source.ClassWrongPassword, "no")},
+		{Place: place("/ks.p12", "a"), Certs: testpki.Certs(other.Leaf)}, // duplicate: ignored
+	}
+	for scrape := 1; scrape <= 3; scrape++ {
+		p := e.places.begin(e)
+		p.findings(findings)
+		places := p.finish()
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := writePlaces(w, places, false); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Flush()
+		counts := map[string]int{}
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				counts[line[:strings.LastIndexByte(line, ' ')]]++
+			}
+		}
+		for series, n := range counts {
+			if n != 1 {
+				t.Errorf("scrape %d: %s written %d times", scrape, series, n)
+			}
+		}
+		text := buf.String()
+		if got := strings.Count(text, nameCertNotAfter+"{"); got != 2 {
+			t.Errorf("scrape %d: %d not-after series, want 2 (one per distinct place)", scrape, got)
+		}
+		if fp := inspect.FactsOf(other.Leaf.Cert).FingerprintSHA256; strings.Contains(text, fp) {
+			t.Errorf("scrape %d: a duplicate's certificate was written", scrape)
+		}
+		if fp := inspect.FactsOf(chain.Leaf.Cert).FingerprintSHA256; strings.Count(text, fp) != 2 {
+			t.Errorf("scrape %d: the first finding's certificate is not in both places", scrape)
+		}
+		if !strings.Contains(text, `certwatch_target_error_info{class="wrong_password",source="file",target="/ks.p12",team="a"} 1`) {
+			t.Errorf("scrape %d: the keystore target's error is missing:\n%s", scrape, text)
+		}
+		if got := strings.Count(text, nameTargetSuccess+"{"); got != 2 {
+			t.Errorf("scrape %d: %d target success series, want 2", scrape, got)
+		}
 	}
 }
