@@ -5,16 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"runtime"
 	"sort"
-	"sync"
 	"unique"
-	"weak"
 
 	"github.com/bmatcuk/doublestar/v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/certwatch/certwatch/internal/intern"
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
 )
@@ -189,38 +187,20 @@ func verifyWith(roots []*x509.Certificate) source.VerifyParams {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	id := unique.Make("ca.crt:" + hex.EncodeToString(sum[:])).Value()
-	caPools.Lock()
-	defer caPools.Unlock()
-	if w, ok := caPools.m[sum]; ok {
-		if pool := w.Value(); pool != nil {
-			return source.VerifyParams{Roots: pool, RootsID: id}
+	pool := caPools.Get(sum)
+	if pool == nil {
+		pool = x509.NewCertPool()
+		for _, c := range roots {
+			pool.AddCert(c)
 		}
+		pool = caPools.Put(sum, pool)
 	}
-	pool := x509.NewCertPool()
-	for _, c := range roots {
-		pool.AddCert(c)
-	}
-	caPools.m[sum] = weak.Make(pool)
-	runtime.AddCleanup(pool, forgetCAPool, sum)
 	return source.VerifyParams{Roots: pool, RootsID: id}
 }
 
-// caPools maps the hash of a ca.crt's certificates to the pool built from
-// them, by weak pointer: the table never keeps a pool alive.
-var caPools = struct {
-	sync.Mutex
-	m map[[32]byte]weak.Pointer[x509.CertPool]
-}{m: map[[32]byte]weak.Pointer[x509.CertPool]{}}
-
-// forgetCAPool drops the entry of a collected pool, unless a newer pool for
-// the same certificates took its place.
-func forgetCAPool(sum [32]byte) {
-	caPools.Lock()
-	if w, ok := caPools.m[sum]; ok && w.Value() == nil {
-		delete(caPools.m, sum)
-	}
-	caPools.Unlock()
-}
+// caPools shares the pool built from one ca.crt, keyed by the hash of its
+// certificates.
+var caPools intern.Table[[32]byte, x509.CertPool]
 
 func matchesAny(patterns []string, key string) bool {
 	for _, p := range patterns {
