@@ -219,12 +219,9 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	results := s.e.runSources(s.ctx, s.sources)
 	em := s.e.newEmitter(ch)
 	for _, r := range results {
-		em.collectorStatus(r.name, r.ok, r.took)
 		em.findings(r.findings)
 	}
-	if k := s.sources.Kubernetes; k != nil {
-		em.kubernetesStatus(k.Statuses())
-	}
+	em.scrapeStatus(results, s.sources)
 }
 
 // scrapeStatus is the collector of the exporter's own metrics about one
@@ -238,13 +235,7 @@ type scrapeStatus struct {
 func (s *scrapeStatus) Describe(chan<- *prometheus.Desc) {}
 
 func (s *scrapeStatus) Collect(ch chan<- prometheus.Metric) {
-	em := s.e.newEmitter(ch)
-	for _, r := range s.results {
-		em.collectorStatus(r.name, r.ok, r.took)
-	}
-	if k := s.sources.Kubernetes; k != nil {
-		em.kubernetesStatus(k.Statuses())
-	}
+	s.e.newEmitter(ch).scrapeStatus(s.results, s.sources)
 }
 
 // sourceResult is what one source found in one scrape.

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,6 +105,17 @@ func (em *emitter) gauge(name, help string, fixed []string, values []string, ext
 func (em *emitter) collectorStatus(name string, ok bool, took time.Duration) {
 	em.gauge(nameCollectorTime, helpCollectorTime, []string{"collector"}, []string{name}, nil, took.Seconds())
 	em.gauge(nameCollectorOK, helpCollectorOK, []string{"collector"}, []string{name}, nil, boolValue(ok))
+}
+
+// scrapeStatus emits the exporter's own metrics about one scrape: how each
+// collector did, and the health of the Kubernetes informers.
+func (em *emitter) scrapeStatus(results []sourceResult, sources *Sources) {
+	for _, r := range results {
+		em.collectorStatus(r.name, r.ok, r.took)
+	}
+	if k := sources.Kubernetes; k != nil {
+		em.kubernetesStatus(k.Statuses())
+	}
 }
 
 // kubernetesStatus emits the health of every Kubernetes informer.
@@ -275,23 +285,57 @@ func (em *emitter) labelSet(extra map[string]string) *labelSet {
 		return em.noExtra
 	}
 	// Places of one group share one map: resolve it once.
-	id := reflect.ValueOf(extra).UnsafePointer()
+	id := mapAddress(extra)
 	if ls, ok := em.sets[id]; ok {
 		return ls
 	}
-	names := sortedKeys(extra)
-	sig := strings.Join(names, "\x00")
-	ks, ok := em.keySets[sig]
+	ex := newExtraLabels(extra)
+	ks, ok := em.keySets[ex.sig]
 	if !ok {
-		ks = &keySet{names: names}
-		em.keySets[sig] = ks
+		ks = &keySet{names: ex.names}
+		em.keySets[ex.sig] = ks
 	}
-	ls := &labelSet{keys: ks, values: make([]string, len(names))}
-	for i, k := range names {
-		ls.values[i] = validUTF8(extra[k])
-	}
+	ls := &labelSet{keys: ks, values: ex.values}
 	em.sets[id] = ls
 	return ls
+}
+
+// extraLabels is the extra labels of a place (the configuration's, or a
+// Kubernetes object's): names sorted, values made UTF-8-valid, and the
+// names joined as a key for what depends on them alone.
+type extraLabels struct {
+	names  []string
+	sig    string
+	values []string // in names order
+}
+
+func newExtraLabels(m map[string]string) *extraLabels {
+	ex := &extraLabels{names: sortedKeys(m)}
+	ex.sig = strings.Join(ex.names, "\x00")
+	ex.values = make([]string, len(ex.names))
+	for i, k := range ex.names {
+		ex.values[i] = validUTF8(m[k])
+	}
+	return ex
+}
+
+// labelOrder is the order of a metric's labels with extra label names:
+// sorted by name, the order client_golang writes and sorts them in.
+// byName[k] is the position of names[k] among the fixed values, then the
+// extra values.
+func labelOrder(metric int, extra []string) (names []string, byName []int) {
+	fixed := metricDefs[metric].labels
+	declared := append(append(make([]string, 0, len(fixed)+len(extra)), fixed...), extra...)
+	byName = make([]int, len(declared))
+	for i := range byName {
+		byName[i] = i
+	}
+	slices.SortStableFunc(byName, func(a, b int) int { return strings.Compare(declared[a], declared[b]) })
+	names = make([]string, len(declared))
+	for k, i := range byName {
+		names[k] = declared[i]
+	}
+	return names, byName
 }
 
 func (em *emitter) desc(ks *keySet, metric int) *seriesDesc {
@@ -299,15 +343,8 @@ func (em *emitter) desc(ks *keySet, metric int) *seriesDesc {
 		return d
 	}
 	def := metricDefs[metric]
-	declared := append(append(make([]string, 0, len(def.labels)+len(ks.names)), def.labels...), ks.names...)
-	d := &seriesDesc{byName: make([]int, len(declared)), names: make([]string, len(declared))}
-	for i := range d.byName {
-		d.byName[i] = i
-	}
-	slices.SortStableFunc(d.byName, func(a, b int) int { return strings.Compare(declared[a], declared[b]) })
-	for k, i := range d.byName {
-		d.names[k] = declared[i]
-	}
+	d := &seriesDesc{}
+	d.names, d.byName = labelOrder(metric, ks.names)
 	d.desc = em.e.descs.get(def.name, def.help, d.names)
 	// The descriptor's own error (a duplicate label name) is what
 	// NewConstMetric would report for every series of it.

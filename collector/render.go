@@ -49,9 +49,8 @@ type placeID struct {
 }
 
 // identity is everything the series of a place are built from. Slices and
-// maps are compared by address, which is sound because the cache entry
-// holds them (chain.certs, labels): their memory cannot be reused while the
-// entry exists.
+// maps are compared by address, which is sound because these pointers keep
+// them alive: their memory cannot be reused while the entry exists.
 type identity struct {
 	certsData unsafe.Pointer // the slice's array; with nCerts, the slice
 	nCerts    int
@@ -71,7 +70,6 @@ type rendered struct {
 	id        identity
 	chain     chainInput // what verdict was judged from
 	verdict   inspect.Verdict
-	labels    map[string]string
 	gen       uint64 // the last scrape that wrote it
 	call      uint64 // the last findings call that met it
 	slot      int    // for a target: its index in that call's targetState
@@ -114,12 +112,6 @@ type pass struct {
 	e      *Exporter
 	order  []*rendered
 	extras map[unsafe.Pointer]*extraLabels
-}
-
-type extraLabels struct {
-	names  []string // sorted
-	sig    string
-	values []string // UTF-8-valid, in names order
 }
 
 // begin locks the cache for one scrape; finish sweeps it and unlocks.
@@ -273,7 +265,7 @@ func (p *pass) target(ts targetState) {
 		id.errClass = source.ClassOf(err)
 	}
 	if r == nil || r.id != id {
-		r = p.newRendered(id, pl.Labels)
+		r = p.newRendered(id)
 		ex := p.extra(pl.Labels)
 		src, tgt := validUTF8(pl.Source), validUTF8(pl.Target)
 		p.add(r, ex, metricTargetSuccess, []string{src, tgt}, boolValue(err == nil))
@@ -287,13 +279,13 @@ func (p *pass) target(ts targetState) {
 	p.order = append(p.order, r)
 }
 
-func (p *pass) newRendered(id identity, labels map[string]string) *rendered {
-	return &rendered{id: id, labels: labels, hsIndex: -1}
+func (p *pass) newRendered(id identity) *rendered {
+	return &rendered{id: id, hsIndex: -1}
 }
 
 // renderPlace builds the series of a place, in metric order.
 func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identity) *rendered {
-	r := p.newRendered(id, f.Labels)
+	r := p.newRendered(id)
 	ex := p.extra(f.Labels)
 	src, tgt, key := validUTF8(f.Source), validUTF8(f.Target), validUTF8(f.Key)
 	p.add(r, ex, metricChainValid, []string{src, tgt, key, validUTF8(string(verdict.Reason))}, boolValue(verdict.Valid()))
@@ -402,16 +394,10 @@ func (p *pass) layout(metric int, ex *extraLabels) *layout {
 	if l := p.c.layouts[k]; l != nil {
 		return l
 	}
-	def := metricDefs[metric]
-	declared := append(append(make([]string, 0, len(def.labels)+len(ex.names)), def.labels...), ex.names...)
-	l := &layout{byName: make([]int, len(declared)), names: make([]string, len(declared))}
-	for i := range l.byName {
-		l.byName[i] = i
-	}
-	slices.SortStableFunc(l.byName, func(a, b int) int { return strings.Compare(declared[a], declared[b]) })
-	for k, i := range l.byName {
-		l.names[k] = declared[i]
-		if k > 0 && l.names[k] == l.names[k-1] {
+	l := &layout{}
+	l.names, l.byName = labelOrder(metric, ex.names)
+	for k := 1; k < len(l.names); k++ {
+		if l.names[k] == l.names[k-1] {
 			l.bad = true
 		}
 	}
@@ -426,12 +412,7 @@ func (p *pass) extra(m map[string]string) *extraLabels {
 	if ex, ok := p.extras[addr]; ok {
 		return ex
 	}
-	ex := &extraLabels{names: sortedKeys(m)}
-	ex.sig = strings.Join(ex.names, "\x00")
-	ex.values = make([]string, len(ex.names))
-	for i, k := range ex.names {
-		ex.values[i] = validUTF8(m[k])
-	}
+	ex := newExtraLabels(m)
 	p.extras[addr] = ex
 	return ex
 }
