@@ -89,25 +89,7 @@ func silentServer(t *testing.T) string {
 type exporterProcess struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *lockedBuffer
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr *testtools.SyncBuffer
 }
 
 func startExporter(t *testing.T, bin, configPath string, extraArgs ...string) *exporterProcess {
@@ -115,7 +97,7 @@ func startExporter(t *testing.T, bin, configPath string, extraArgs ...string) *e
 	addr := freePort(t)
 	args := append([]string{"--config.file=" + configPath, "--web.listen-address=" + addr}, extraArgs...)
 	cmd := exec.Command(bin, args...)
-	stderr := &lockedBuffer{}
+	stderr := &testtools.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -583,7 +565,7 @@ func TestKubernetesWithoutClusterFailsAtStart(t *testing.T) {
 	writeFile(t, configPath, []byte("kubernetes:\n  secrets: {}\n"))
 	cmd := exec.Command(bin, "--config.file="+configPath, "--kubeconfig=/nonexistent/kubeconfig", "--web.listen-address="+freePort(t))
 	done := make(chan error, 1)
-	var out lockedBuffer
+	var out testtools.SyncBuffer
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -152,7 +152,7 @@ scrape_configs:
 `, rules, cw.addr)))
 	prom := exec.Command(prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
-	promLog := &lockedBuffer{}
+	promLog := &testtools.SyncBuffer{}
 	prom.Stdout, prom.Stderr = promLog, promLog
 	if err := prom.Start(); err != nil {
 		t.Fatal(err)

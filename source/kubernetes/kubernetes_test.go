@@ -1,14 +1,12 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/internal/testtools"
 	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 )
@@ -105,17 +105,8 @@ func TestSourceWithFakeClient(t *testing.T) {
 		CRDs:        true,
 		Labels:      map[string]string{"cluster": "test"},
 	}
-	s, err := New(cfg, shard.Shard{}, client, dyn, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(s.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if !s.WaitForSync(ctx) {
-		t.Fatalf("informers did not sync: %+v", s.Statuses())
-	}
+	s := syncedSource(t, cfg, client, dyn, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
 	inspector := inspect.NewInspector(nil)
 	got := byPlace(s.Collect(ctx))
 
@@ -208,9 +199,9 @@ func keys(m map[string]source.Finding) []string {
 }
 
 // syncedSource starts a Source on client and waits for its informers.
-func syncedSource(t *testing.T, cfg config.Kubernetes, client *fake.Clientset, logger *slog.Logger) *Source {
+func syncedSource(t *testing.T, cfg config.Kubernetes, client *fake.Clientset, dyn dynamic.Interface, logger *slog.Logger) *Source {
 	t.Helper()
-	s, err := New(cfg, shard.Shard{}, client, nil, logger)
+	s, err := New(cfg, shard.Shard{}, client, dyn, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,24 +234,6 @@ func targetedLists(client *fake.Clientset, ns, name string) int {
 	return n
 }
 
-// lockedBuffer collects log output written from informer goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestPasswordSecret(t *testing.T) {
 	chain := testpki.NewChain(t, testpki.Options{})
 	leaf := testpki.New(t, chain.Intermediate, testpki.Options{CommonName: "keystore"})
@@ -272,10 +245,10 @@ func TestPasswordSecret(t *testing.T) {
 		opaqueSecret("web", "own", "1", map[string][]byte{"keystore.p12": testpki.PKCS12(t, leaf, nil, own), "password": []byte(own)}),
 		opaqueSecret("web", "pem", "1", map[string][]byte{"ca.pem": testpki.PEM(chain.Root)}),
 	)
-	logs := &lockedBuffer{}
+	logs := &testtools.SyncBuffer{}
 	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns, PasswordKey: "password",
 		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password"}}}
-	s := syncedSource(t, cfg, client, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s := syncedSource(t, cfg, client, nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx := context.Background()
 
 	keystore := func() source.Finding { return byPlace(s.Collect(ctx))["secret web/keystore keystore.p12"] }
@@ -405,7 +378,7 @@ func TestPasswordSecretInOtherNamespace(t *testing.T) {
 	)
 	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns,
 		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password", Namespace: "vault"}}}
-	s := syncedSource(t, cfg, client, slog.New(slog.DiscardHandler))
+	s := syncedSource(t, cfg, client, nil, slog.New(slog.DiscardHandler))
 	got := byPlace(s.Collect(context.Background()))
 	for _, place := range []string{"secret web/keystore keystore.p12", "secret payments/keystore keystore.pfx"} {
 		if f := got[place]; f.Err != nil || len(f.Certs) != 1 {
@@ -438,7 +411,7 @@ func TestPasswordSecretReadForbidden(t *testing.T) {
 	})
 	cfg := config.Kubernetes{Secrets: &config.SecretWatch{Types: []string{"Opaque"}, KeyPatterns: config.DefaultSecretKeyPatterns,
 		PasswordSecret: &config.PasswordSecret{Name: "keystore-password", Key: "password"}}}
-	s := syncedSource(t, cfg, client, slog.New(slog.DiscardHandler))
+	s := syncedSource(t, cfg, client, nil, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	if _, err := client.CoreV1().Secrets("web").Create(ctx, opaqueSecret("web", "keystore-password", "1", map[string][]byte{"password": []byte("pw")}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -460,7 +433,7 @@ func TestSecretsOfOneIssuerShareTheirRoots(t *testing.T) {
 		tlsSecret("web", "b", chain, nil),
 		tlsSecret("web", "c", other, nil),
 	)
-	s := syncedSource(t, config.Kubernetes{Secrets: &config.SecretWatch{Types: config.DefaultSecretTypes}}, client, slog.New(slog.DiscardHandler))
+	s := syncedSource(t, config.Kubernetes{Secrets: &config.SecretWatch{Types: config.DefaultSecretTypes}}, client, nil, slog.New(slog.DiscardHandler))
 	var found map[string]source.Finding
 	waitFor(t, "three Secrets", func() bool {
 		found = byPlace(s.Collect(context.Background()))
