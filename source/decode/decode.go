@@ -74,6 +74,20 @@ var ErrNoCertificates = errors.New("no certificate found")
 
 var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
 
+// TakesPassword says whether Decode would read data as one of the formats
+// that take a password, PKCS#12 or JKS: the Kubernetes source parses such
+// values again when their password changes, and nothing else.
+func TakesPassword(data []byte) bool {
+	switch {
+	case bytes.HasPrefix(data, jksMagic):
+		return true
+	case len(data) == 0 || data[0] != 0x30 || bytes.Contains(data, pemBegin):
+		return false
+	}
+	_, err := x509.ParseCertificates(data) // DER certificates are sequences too
+	return err != nil
+}
+
 // parse recognises the file's format by its content and extracts every
 // certificate it holds. password may be nil. Private keys are parsed only to
 // take their public halves and are not kept.

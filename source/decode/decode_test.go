@@ -263,3 +263,26 @@ func leafCert(t *testing.T, cn string) *testpki.Cert {
 func pemBlock(typ string, body []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: body})
 }
+
+// TestTakesPassword checks that only the formats Decode opens with a
+// password are said to take one.
+func TestTakesPassword(t *testing.T) {
+	chain := testpki.NewChain(t, testpki.Options{})
+	cases := []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"pkcs12", testpki.PKCS12(t, chain.Leaf, nil, "pw"), true},
+		{"jks", testpki.JKS(t, "pw", testpki.JKSEntry{Alias: "a", Chain: certs(chain.Root)}), true},
+		{"pem", testpki.PEM(chain.Leaf), false},
+		{"der", testpki.DER(chain.Leaf, chain.Intermediate), false},
+		{"kubeconfig", testpki.Kubeconfig(t, []testpki.KubeCluster{{Name: "c", CA: certs(chain.Root)}}, nil), false},
+		{"empty", nil, false},
+	}
+	for _, tc := range cases {
+		if got := TakesPassword(tc.data); got != tc.want {
+			t.Errorf("%s: TakesPassword = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -76,7 +76,7 @@ func (s *Source) secretFindings(sec *corev1.Secret) (out []source.Finding, use *
 		if handled[k] || !matchesAny(s.cfg.Secrets.KeyPatterns, k) {
 			continue
 		}
-		if ps := s.cfg.Secrets.PasswordSecret; ps != nil && !samePassword && keystoreLike(sec.Data[k]) {
+		if ps := s.cfg.Secrets.PasswordSecret; ps != nil && !samePassword && decode.TakesPassword(sec.Data[k]) {
 			if use == nil {
 				ns := passwordNamespace(ps, sec.Namespace)
 				external = s.password(ns)

@@ -3,7 +3,6 @@ package kubernetes
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -333,21 +332,4 @@ func passwordNamespace(ps *config.PasswordSecret, ns string) string {
 		return ps.Namespace
 	}
 	return ns
-}
-
-var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
-
-// keystoreLike says whether a value may be PKCS#12 or JKS, the formats that
-// take a password, in the order decode recognises formats. Only such values
-// wait for password_secret, so a PEM beside them is not read again when the
-// password changes.
-func keystoreLike(data []byte) bool {
-	switch {
-	case bytes.HasPrefix(data, jksMagic):
-		return true
-	case len(data) == 0 || data[0] != 0x30 || bytes.Contains(data, []byte("-----BEGIN ")):
-		return false
-	}
-	_, err := x509.ParseCertificates(data) // DER certificates are sequences too
-	return err != nil
 }
