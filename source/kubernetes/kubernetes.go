@@ -68,6 +68,9 @@ type Source struct {
 
 	mu      sync.RWMutex
 	objects map[string]*parsed // by kind/namespace/name
+	// owned are the keys of objects this replica reports, sorted; nil when
+	// objects came or went since a scrape last built it.
+	owned []string
 	// dependents are the Secrets parsed with a password from
 	// secrets.password_secret, by the password Secret's namespace: they are
 	// parsed again when that password changes.
@@ -234,19 +237,21 @@ func maps(m map[source.Class]float64) map[source.Class]float64 {
 // Collect returns the findings of every watched object, from the parsed
 // cache: no API call happens during a scrape.
 func (s *Source) Collect(context.Context) []source.Finding {
-	s.mu.RLock()
-	keys := make([]string, 0, len(s.objects))
-	for k := range s.objects {
-		if s.shard.Owns(k) {
-			keys = append(keys, k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owned == nil { // the set of objects changed since the last scrape
+		s.owned = make([]string, 0, len(s.objects))
+		for k := range s.objects {
+			if s.shard.Owns(k) {
+				s.owned = append(s.owned, k)
+			}
 		}
+		sort.Strings(s.owned)
 	}
-	sort.Strings(keys)
 	var out []source.Finding
-	for _, k := range keys {
+	for _, k := range s.owned {
 		out = append(out, s.objects[k].findings...)
 	}
-	s.mu.RUnlock()
 	return out
 }
 
@@ -282,9 +287,16 @@ func (s *Source) storeParsed(key, resourceVersion string, parse func() parsed) {
 // putLocked records p as key's findings and keeps dependents in step.
 func (s *Source) putLocked(key string, p *parsed) {
 	s.dropDependentLocked(key)
+	_, had := s.objects[key]
 	if len(p.findings) == 0 {
-		delete(s.objects, key)
+		if had {
+			delete(s.objects, key)
+			s.owned = nil
+		}
 		return
+	}
+	if !had {
+		s.owned = nil
 	}
 	s.objects[key] = p
 	if p.password != nil {
@@ -310,7 +322,10 @@ func (s *Source) dropDependentLocked(key string) {
 func (s *Source) forget(key string) {
 	s.mu.Lock()
 	s.dropDependentLocked(key)
-	delete(s.objects, key)
+	if _, had := s.objects[key]; had {
+		delete(s.objects, key)
+		s.owned = nil
+	}
 	s.mu.Unlock()
 }
 
