@@ -145,14 +145,7 @@ func (s *Source) password(ns string) passwordEntry {
 	return passwordEntry{}
 }
 
-func (s *Source) passwordGen(ns string) uint64 {
-	s.pwMu.Lock()
-	defer s.pwMu.Unlock()
-	if e := s.passwords[ns]; e != nil {
-		return e.gen
-	}
-	return 0
-}
+func (s *Source) passwordGen(ns string) uint64 { return s.password(ns).gen }
 
 func (s *Source) enqueueDependents(ns string) {
 	s.mu.RLock()
