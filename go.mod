@@ -2,6 +2,11 @@ module github.com/certwatch/certwatch
 
 go 1.26.8
 
+// certwatch observes certificates, it does not enforce policy: a server
+// whose leaf has an RSA key under 1024 bits must still complete the
+// handshake so that its dates are reported (the verdict is weak_key).
+godebug rsa1024min=0
+
 require (
 	github.com/alecthomas/kingpin/v2 v2.4.0
 	github.com/bmatcuk/doublestar/v4 v4.10.4

@@ -6,7 +6,6 @@
 package inspect
 
 import (
-	"bytes"
 	"crypto/dsa" //nolint:staticcheck // DSA keys still turn up in old stores and must be reported as weak.
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -14,13 +13,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"runtime"
 	"sync"
 	"time"
 	"unique"
 	"unsafe"
 	"weak"
+
+	"github.com/certwatch/certwatch/source"
 )
 
 // Facts are the attributes of one certificate that certwatch reports.
@@ -207,22 +207,9 @@ func KeyInfo(c *x509.Certificate) (string, int) {
 	return "unknown", 0
 }
 
-// IsSelfSigned reports whether the certificate is signed by its own key.
-func IsSelfSigned(c *x509.Certificate) bool {
-	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return false
-	}
-	err := c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
-	if err == nil {
-		return true
-	}
-	// MD5 and older are refused outright; fall back on the key identifiers.
-	var insecure x509.InsecureAlgorithmError
-	if errors.As(err, &insecure) {
-		return len(c.AuthorityKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId)
-	}
-	return false
-}
+// IsSelfSigned reports whether the certificate is signed by its own key
+// (see source.IsSelfSigned).
+func IsSelfSigned(c *x509.Certificate) bool { return source.IsSelfSigned(c) }
 
 // hasWeakSignature reports a signature made with a broken hash (MD2, MD5, SHA-1).
 func hasWeakSignature(c *x509.Certificate) bool {

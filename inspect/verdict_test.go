@@ -175,11 +175,11 @@ func TestJudgeReasons(t *testing.T) {
 
 		{name: "incomplete chain, intermediate known from the CA file (Extra)", certs: testpki.Certs(std.leaf), params: withExtra,
 			want: inspect.ReasonIncompleteChain},
-		{name: "incomplete chain, intermediate seen at another place", certs: testpki.Certs(std.leaf), params: serverParams(std.root),
+		{name: "an intermediate seen at another place changes nothing", certs: testpki.Certs(std.leaf), params: serverParams(std.root),
 			earlier: [][]*x509.Certificate{testpki.Certs(sibling, std.inter)},
-			want:    inspect.ReasonIncompleteChain},
+			want:    inspect.ReasonUnknownAuthority},
 		{name: "incomplete chain, AIA names the missing issuer", certs: testpki.Certs(aiaLeaf), params: serverParams(std.root),
-			want: inspect.ReasonIncompleteChain, detail: "whose issuer was not sent"},
+			want: inspect.ReasonIncompleteChain, detail: "was not presented"},
 		{name: "missing intermediate nobody knows is an unknown authority", certs: testpki.Certs(std.leaf), params: serverParams(std.root),
 			want: inspect.ReasonUnknownAuthority},
 
@@ -271,8 +271,8 @@ func TestReasonsListed(t *testing.T) {
 }
 
 // TestVerdictCache shows that a verdict is remembered until ValidUntil and
-// recomputed from then on: knowledge gained in between (an intermediate seen
-// at another place) changes nothing before ValidUntil and everything after.
+// recomputed from then on, and that other places judged in between (one
+// that holds the missing intermediate) change nothing, then or after.
 func TestVerdictCache(t *testing.T) {
 	t.Parallel()
 	base := time.Now().Truncate(time.Second)
@@ -291,7 +291,7 @@ func TestVerdictCache(t *testing.T) {
 		t.Fatalf("ValidUntil = %s, want %s (daily re-verification)", first.ValidUntil, want)
 	}
 
-	// Another place teaches the inspector the intermediate.
+	// Another place holds the intermediate.
 	if v := in.Judge(testpki.Certs(sibling, p.inter), nil, params); v.Reason != inspect.ReasonOK {
 		t.Fatalf("sibling: %q (%s)", v.Reason, v.Detail)
 	}
@@ -304,8 +304,9 @@ func TestVerdictCache(t *testing.T) {
 	}
 	c.set(first.ValidUntil)
 	v := in.Judge(testpki.Certs(p.leaf), nil, params)
-	if v.Reason != inspect.ReasonIncompleteChain {
-		t.Fatalf("at ValidUntil the verdict must be recomputed: %q (%s), want incomplete_chain", v.Reason, v.Detail)
+	if v.Reason != inspect.ReasonUnknownAuthority || !v.ValidUntil.After(first.ValidUntil) {
+		t.Fatalf("at ValidUntil the verdict must be recomputed, to the same reason: %q (%s) until %s, want unknown_authority after %s",
+			v.Reason, v.Detail, v.ValidUntil, first.ValidUntil)
 	}
 
 	// The cache is keyed by the verification parameters too.

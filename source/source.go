@@ -56,11 +56,21 @@ type Finding struct {
 // VerifyParams carries the verification settings of the place's module or
 // file entry to the inspector.
 type VerifyParams struct {
-	Roots   *x509.CertPool // nil means the system roots
+	Roots *x509.CertPool // trust anchors; nil means the system roots
+	// Anchors are the certificates of Roots, when Roots is not the system
+	// pool: they let the inspector name an anchor that is the problem (a
+	// weak key, say) when crypto/x509 only says it found no path.
+	Anchors []*x509.Certificate
+	// Extra are intermediates known from a CA file: they help build and
+	// diagnose chains (a chain that only verifies with them is incomplete)
+	// but are never trusted on their own.
 	Extra   []*x509.Certificate
 	DNSName string // hostname to verify, endpoints only
-	// ServerAuth requires the serverAuth extended key usage (endpoints);
-	// files hold client and server certificates alike, so they accept any.
+	// ServerAuth judges the place as a TLS client judges a server
+	// (endpoints): the first certificate presented is the leaf, it needs the
+	// serverAuth extended key usage and may not be a CA. Files hold client
+	// and server certificates alike, in any order: they accept any usage and
+	// their leaves are found by who issued whom.
 	ServerAuth bool
 	// RootsID identifies Roots for caching verdicts ("system" or the CA
 	// file's content hash).
