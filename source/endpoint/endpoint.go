@@ -203,7 +203,7 @@ func (p *Prober) probe(ctx context.Context, target string, m *module, labels map
 	case <-c.done:
 		return c.res.fill(f)
 	case <-ctx.Done():
-		p.leave(c)
+		p.leave(key, c)
 		if !c.slot.Load() {
 			f.Err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot (global.probe_concurrency): %w", ctx.Err())
 		} else {
@@ -243,7 +243,9 @@ func (p *Prober) join(ctx context.Context, key, target, serverName string, m *mo
 			p.logFailure(target, m, c.res.err)
 		}
 		p.mu.Lock()
-		delete(p.calls, key)
+		if p.calls[key] == c { // not already dropped by leave
+			delete(p.calls, key)
+		}
 		if m.cfg.MinProbeInterval > 0 && !abandoned {
 			p.results[key] = c.res
 		}
@@ -253,12 +255,19 @@ func (p *Prober) join(ctx context.Context, key, target, serverName string, m *mo
 	return c
 }
 
-func (p *Prober) leave(c *call) {
+// leave is called by a scrape that stops waiting for c. The last one to
+// leave cancels the probe and takes it out of p.calls at once: a scrape that
+// asks for the target a moment later starts a fresh probe instead of joining
+// one that is only winding down and inheriting its cancellation as a timeout.
+func (p *Prober) leave(key string, c *call) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c.waiters--
 	if c.waiters == 0 {
 		c.cancel()
+		if p.calls[key] == c {
+			delete(p.calls, key)
+		}
 	}
 }
 
