@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/url"
@@ -40,8 +41,8 @@ type Options struct {
 	NotBefore   time.Time
 	NotAfter    time.Time
 	IsCA        bool
-	KeyType     string                  // "ecdsa" (default, P-256), "ecdsa384", "rsa2048", "rsa1024", "rsa4096", "ed25519"
-	SigAlg      x509.SignatureAlgorithm // e.g. x509.SHA1WithRSA or x509.ECDSAWithSHA1 for a weak signature
+	KeyType     string                  // "ecdsa" (default, P-256), "ecdsa224", "ecdsa384", "ecdsa521", "rsa512", "rsa768", "rsa1024", "rsa2048", "rsa4096", "rsa8192", "ed25519", "dsa"
+	SigAlg      x509.SignatureAlgorithm // e.g. x509.SHA1WithRSA, x509.ECDSAWithSHA1 or x509.MD5WithRSA for a weak signature
 	ExtKeyUsage []x509.ExtKeyUsage      // default serverAuth+clientAuth for leaves
 	// NoBasicConstraints leaves out basicConstraints (a non-CA "intermediate").
 	NoBasicConstraints bool
@@ -55,7 +56,30 @@ type Options struct {
 	// PadBytes adds a non-critical private extension of about that many
 	// bytes, to make large certificates (and huge TLS Certificate messages).
 	PadBytes int
+
+	// The fields below shape certificates for the conformance corpus; their
+	// zero values change nothing.
+
+	// KeyUsage replaces the default key usage (CAs: certSign|CRLSign|
+	// digitalSignature; others: digitalSignature|keyEncipherment).
+	KeyUsage x509.KeyUsage
+	// CAExtKeyUsage gives a CA an extended key usage extension (CAs have
+	// none by default, and ExtKeyUsage applies to leaves only).
+	CAExtKeyUsage []x509.ExtKeyUsage
+	// NoExtKeyUsage leaves the extended key usage extension out of a leaf.
+	NoExtKeyUsage bool
+	// EmptyExtKeyUsage writes an extended key usage extension holding an
+	// empty SEQUENCE (malformed: RFC 5280 requires at least one purpose).
+	EmptyExtKeyUsage bool
+	// PathLen, when set, is the basicConstraints pathLenConstraint.
+	PathLen *int
+	// Name constraints (RFC 5280 4.2.1.10), marked critical.
+	PermittedDNS, ExcludedDNS []string
+	PermittedIPs, ExcludedIPs []*net.IPNet
 }
+
+// Int returns a pointer to n, for Options.PathLen.
+func Int(n int) *int { return &n }
 
 // oidPadding is a private-use OID (under the "example" arc of RFC 7229's
 // id-TEST) for the padding extension; nothing interprets it.
@@ -64,28 +88,38 @@ var oidPadding = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 13, 1}
 // NewKey returns a private key of the given type (see Options.KeyType).
 func NewKey(t testing.TB, keyType string) crypto.Signer {
 	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch keyType {
-	case "", "ecdsa":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "ecdsa384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "rsa1024":
-		k, err = rsa.GenerateKey(rand.Reader, 1024)
-	case "rsa2048":
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "rsa4096":
-		k, err = rsa.GenerateKey(rand.Reader, 4096)
-	case "ed25519":
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		t.Fatalf("unknown key type %q", keyType)
-	}
+	k, err := generateKey(keyType)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+func generateKey(keyType string) (crypto.Signer, error) {
+	switch keyType {
+	case "", "ecdsa", "ecdsa256":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "ecdsa224":
+		return ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	case "ecdsa384":
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "ecdsa521":
+		return ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case "rsa1024":
+		return rsa.GenerateKey(rand.Reader, 1024)
+	case "rsa2048":
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case "rsa4096":
+		return rsa.GenerateKey(rand.Reader, 4096)
+	case "rsa512", "rsa768", "rsa8192":
+		return newRSAKey(keyType)
+	case "ed25519":
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, err
+	case "dsa":
+		return newDSAKey()
+	}
+	return nil, fmt.Errorf("unknown key type %q", keyType)
 }
 
 var (
@@ -149,18 +183,39 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 	}
 	if o.IsCA {
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = o.CAExtKeyUsage
 	} else {
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 		tmpl.ExtKeyUsage = o.ExtKeyUsage
-		if tmpl.ExtKeyUsage == nil {
+		if tmpl.ExtKeyUsage == nil && !o.NoExtKeyUsage && !o.EmptyExtKeyUsage {
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		}
 	}
+	if o.KeyUsage != 0 {
+		tmpl.KeyUsage = o.KeyUsage
+	}
+	if o.EmptyExtKeyUsage {
+		tmpl.ExtKeyUsage = nil
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidExtKeyUsage, Value: []byte{0x30, 0x00}})
+	}
+	if o.PathLen != nil {
+		tmpl.MaxPathLen, tmpl.MaxPathLenZero = *o.PathLen, *o.PathLen == 0
+	}
+	tmpl.PermittedDNSDomains, tmpl.ExcludedDNSDomains = o.PermittedDNS, o.ExcludedDNS
+	tmpl.PermittedIPRanges, tmpl.ExcludedIPRanges = o.PermittedIPs, o.ExcludedIPs
+	tmpl.PermittedDNSDomainsCritical = len(o.PermittedDNS)+len(o.ExcludedDNS)+len(o.PermittedIPs)+len(o.ExcludedIPs) > 0
 	signerCert, signerKey := tmpl, key
 	if parent != nil {
 		signerCert, signerKey = parent.Cert, parent.Key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
+	var der []byte
+	var err error
+	if handmade(key, signerKey, o.SigAlg) {
+		// crypto/x509 neither signs with MD5 or DSA nor encodes DSA keys.
+		der, err = createHandmade(tmpl, signerCert, key, signerKey, o.SigAlg)
+	} else {
+		der, err = x509.CreateCertificate(rand.Reader, tmpl, signerCert, key.Public(), signerKey)
+	}
 	if err != nil {
 		t.Fatalf("creating %q: %v", o.CommonName, err)
 	}
