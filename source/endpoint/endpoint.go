@@ -39,8 +39,8 @@ type Prober struct {
 	sem       chan struct{} // bounds probes in flight, /metrics and /probe together
 
 	mu      sync.Mutex
-	calls   map[string]*call       // probes running, by module and target
-	results map[string]probeResult // by module and target, kept for min_probe_interval
+	calls   map[string]*call   // probes running, by module and target
+	results *memo[probeResult] // by module and target, kept for min_probe_interval (bounded, see memo)
 }
 
 type configured struct {
@@ -69,7 +69,7 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 		logger:  logger,
 		modules: map[string]*module{},
 		sem:     make(chan struct{}, cfg.Global.ProbeConcurrency),
-		results: map[string]probeResult{},
+		results: newMemo[probeResult](maxRemembered),
 		calls:   map[string]*call{},
 	}
 	for name, mc := range cfg.Modules {
@@ -247,7 +247,7 @@ func (p *Prober) join(ctx context.Context, key, target, serverName string, m *mo
 			delete(p.calls, key)
 		}
 		if m.cfg.MinProbeInterval > 0 && !abandoned {
-			p.results[key] = c.res
+			p.results.put(key, c.res, c.res.at.Add(time.Duration(m.cfg.MinProbeInterval)))
 		}
 		p.mu.Unlock()
 		close(c.done)
@@ -291,8 +291,7 @@ func (p *Prober) recent(key string, m *module) (probeResult, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.results[key]
-	return r, ok && time.Since(r.at) < time.Duration(m.cfg.MinProbeInterval)
+	return p.results.get(key)
 }
 
 // run waits for a probe slot and probes.
