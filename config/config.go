@@ -6,10 +6,10 @@ package config
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/certwatch/certwatch/shard"
+	"github.com/certwatch/certwatch/source"
 )
 
 // DefaultModuleName is the module used by endpoints that name none. It exists
@@ -39,7 +40,11 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultProbeConcurrency = 128
 	DefaultMaxFileSize      = 4 << 20
-	DefaultMinTLSVersion    = "TLS10"
+	// DefaultMaxCertificatesPerPlace bounds the certificates one place (a
+	// file, a keystore alias, a Kubernetes key) may hold: a 4 MiB PEM bundle
+	// can hold 12,500 certificates, which would be 37,500 series.
+	DefaultMaxCertificatesPerPlace = 1000
+	DefaultMinTLSVersion           = "TLS10"
 )
 
 // StartTLS protocols the endpoint source speaks.
@@ -75,6 +80,10 @@ type Global struct {
 	ProbeConcurrency int `yaml:"probe_concurrency"`
 	// MaxFileSize is the largest certificate file read; larger ones report too_large.
 	MaxFileSize ByteSize `yaml:"max_file_size"`
+	// MaxCertificatesPerPlace is the most certificates one file, keystore
+	// alias or Kubernetes key may hold; a place with more reports too_large
+	// and no certificates.
+	MaxCertificatesPerPlace int `yaml:"max_certificates_per_place"`
 }
 
 // Module says how to talk to an endpoint.
@@ -191,13 +200,14 @@ var (
 // Duration is a time.Duration written as Prometheus writes them ("30s", "1m", "1d").
 type Duration time.Duration
 
-// UnmarshalYAML parses a duration and names the line when it cannot.
+// UnmarshalYAML parses a duration. The error does not name the line or the
+// key: Parse checks every value before decoding and adds both.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	dur, err := model.ParseDuration(n.Value)
 	if err != nil {
 		std, stdErr := time.ParseDuration(n.Value)
 		if stdErr != nil {
-			return fmt.Errorf("line %d: invalid duration %q: %w", n.Line, n.Value, err)
+			return fmt.Errorf("invalid duration %q: want a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1m30s", n.Value)
 		}
 		dur = model.Duration(std)
 	}
@@ -211,11 +221,11 @@ func (d Duration) MarshalYAML() (any, error) { return model.Duration(d).String()
 // ByteSize is a size in bytes written as "4MiB", "512KiB" or a plain number.
 type ByteSize int64
 
-// UnmarshalYAML parses a size and names the line when it cannot.
+// UnmarshalYAML parses a size (see Duration.UnmarshalYAML for the error).
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := parseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: invalid size %q: %w", n.Line, n.Value, err)
+		return fmt.Errorf("invalid size %q: %w", n.Value, err)
 	}
 	*b = ByteSize(v)
 	return nil
@@ -243,11 +253,17 @@ func parseByteSize(s string) (int64, error) {
 	return v, nil
 }
 
+// ErrNoFile is Load's error when the configuration file does not exist.
+var ErrNoFile = errors.New("configuration file does not exist")
+
 // Load reads, parses, resolves and validates the configuration file.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoFile, path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading config file: %w", err)
+		return nil, fmt.Errorf("reading configuration file: %w", err)
 	}
 	cfg, err := Parse(data, filepath.Dir(path))
 	if err != nil {
@@ -260,15 +276,29 @@ func Load(path string) (*Config, error) {
 // Parse parses a configuration strictly, resolves relative paths against
 // baseDir, applies defaults and validates.
 func Parse(data []byte, baseDir string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	// Every key and value is checked against the schema first, so that each
+	// error names its key path and line, and all of them are reported at once
+	// (the decoder stops at the first bad value and names no key).
+	if err := checkSchema(&root); err != nil {
+		return nil, err
+	}
 	cfg := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parsing: %w", err)
 	}
-	var root yaml.Node
-	_ = yaml.Unmarshal(data, &root) // already parsed once; only used for line numbers
 	cfg.resolvePaths(baseDir)
+	// Values the file sets to something that makes no sense (a negative
+	// count, a zero timeout) are errors, not silently replaced by defaults:
+	// they are checked before defaults fill what the file left out.
+	if err := cfg.validateNumbers(&root); err != nil {
+		return nil, err
+	}
 	cfg.applyDefaults()
 	if err := cfg.validate(&root); err != nil {
 		return nil, err
@@ -276,12 +306,50 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	return cfg, nil
 }
 
+// validateNumbers refuses counts, sizes and durations the file sets to a
+// value that makes no sense. An absent key is left for applyDefaults.
+func (c *Config) validateNumbers(root *yaml.Node) error {
+	var errs []error
+	fail := func(path []any, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s%s: %s", linePrefix(root, path), pathString(path), fmt.Sprintf(format, args...)))
+	}
+	atLeastOne := func(path []any, v int) {
+		if findNode(root, path) != nil && v < 1 {
+			fail(path, "must be at least 1, got %d", v)
+		}
+	}
+	atLeastOne([]any{"global", "probe_concurrency"}, c.Global.ProbeConcurrency)
+	atLeastOne([]any{"global", "max_certificates_per_place"}, c.Global.MaxCertificatesPerPlace)
+	for _, name := range sortedKeys(c.Modules) {
+		m := c.Modules[name]
+		if at := []any{"modules", name, "timeout"}; findNode(root, at) != nil && m.Timeout <= 0 {
+			fail(at, "must be positive, got %s", time.Duration(m.Timeout))
+		}
+		if m.MinProbeInterval < 0 {
+			fail([]any{"modules", name, "min_probe_interval"}, "must not be negative, got %s", time.Duration(m.MinProbeInterval))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func (c *Config) applyDefaults() {
-	if c.Global.ProbeConcurrency <= 0 {
+	if c.Global.ProbeConcurrency == 0 {
 		c.Global.ProbeConcurrency = DefaultProbeConcurrency
 	}
-	if c.Global.MaxFileSize <= 0 {
+	if c.Global.MaxFileSize == 0 {
 		c.Global.MaxFileSize = DefaultMaxFileSize
+	}
+	if c.Global.MaxCertificatesPerPlace == 0 {
+		c.Global.MaxCertificatesPerPlace = DefaultMaxCertificatesPerPlace
 	}
 	if c.Modules == nil {
 		c.Modules = map[string]Module{}
@@ -290,7 +358,7 @@ func (c *Config) applyDefaults() {
 		c.Modules[DefaultModuleName] = Module{}
 	}
 	for name, m := range c.Modules {
-		if m.Timeout <= 0 {
+		if m.Timeout == 0 {
 			m.Timeout = Duration(DefaultTimeout)
 		}
 		if m.TLS.MinVersion == "" {
@@ -398,7 +466,13 @@ func (c *Config) validate(root *yaml.Node) error {
 			}
 		}
 	}
-	seen := map[string]bool{}
+	// Where each target and each literal file path was first named: the
+	// README promises one place per target, so a second naming is an error
+	// that points at both.
+	duplicate := func(first, second []any, name string) {
+		errs = append(errs, fmt.Errorf("%s%s and %s both name %q", linePrefix(root, second), pathString(first), pathString(second), name))
+	}
+	targetAt := map[string][]any{}
 	for i, g := range c.Endpoints {
 		at := []any{"endpoints", i}
 		if _, ok := c.Modules[g.Module]; !ok {
@@ -411,23 +485,40 @@ func (c *Config) validate(root *yaml.Node) error {
 			if err := ValidateTarget(t); err != nil {
 				fail(append(at, "targets", j), "%v", err)
 			}
-			key := g.Module + "|" + t
-			if seen[key] {
-				fail(append(at, "targets", j), "target %q with module %q is listed twice", t, g.Module)
+			here := []any{"endpoints", i, "targets", j}
+			key := targetKey(t)
+			if first, ok := targetAt[key]; ok {
+				duplicate(first, here, t)
+			} else {
+				targetAt[key] = here
 			}
-			seen[key] = true
 		}
 		validateLabels(g.Labels, append(at, "labels"), fail)
 	}
+	pathAt := map[string][]any{}
 	for i, f := range c.Files {
 		at := []any{"files", i}
 		if len(f.Paths) == 0 {
 			fail(at, "paths must not be empty")
 		}
+		namedHere := map[string]bool{}
 		for j, p := range f.Paths {
 			if !doublestar.ValidatePattern(filepath.ToSlash(p)) {
 				fail(append(at, "paths", j), "invalid glob %q", p)
 			}
+			// Only literal paths: what two groups' globs or directories
+			// both match is only known when the files are found.
+			if hasGlobMeta(p) {
+				continue
+			}
+			clean := filepath.Clean(p)
+			here := []any{"files", i, "paths", j}
+			if first, ok := pathAt[clean]; ok && !namedHere[clean] {
+				duplicate(first, here, clean)
+			} else if !ok {
+				pathAt[clean] = here
+			}
+			namedHere[clean] = true
 		}
 		for j, p := range f.Exclude {
 			if !doublestar.ValidatePattern(filepath.ToSlash(p)) {
@@ -526,6 +617,19 @@ func validateLabels(labels map[string]string, at []any, fail func([]any, string,
 	}
 }
 
+// targetKey is what makes two spellings of a target the same target: host
+// names are case-insensitive.
+func targetKey(t string) string {
+	host, port, err := net.SplitHostPort(t)
+	if err != nil {
+		return t
+	}
+	return net.JoinHostPort(strings.ToLower(host), port)
+}
+
+// hasGlobMeta says whether a path is a pattern rather than a literal path.
+func hasGlobMeta(p string) bool { return strings.ContainsAny(p, "*?[{\\") }
+
 // ValidateTarget checks that a target is host:port with a numeric port;
 // IPv6 literals go in brackets.
 func ValidateTarget(t string) error {
@@ -542,18 +646,9 @@ func ValidateTarget(t string) error {
 	return nil
 }
 
-// LoadCAFile reads a PEM file of CA certificates into a pool.
-func LoadCAFile(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s: no PEM certificates found", path)
-	}
-	return pool, nil
-}
+// LoadCAFile checks that a CA file loads, with the loader every source
+// uses (source.LoadCAFile).
+func LoadCAFile(path string) (source.CA, error) { return source.LoadCAFile(path) }
 
 // redactKeyError keeps tls.LoadX509KeyPair's message but never anything that
 // could echo key bytes (it does not today; this is a guard for tomorrow).
@@ -566,7 +661,24 @@ func redactKeyError(err error) string {
 }
 
 // linePrefix returns "line N: " for the node at path, or "" when not found.
+// The line is that of the last key or list item on the path that exists.
 func linePrefix(root *yaml.Node, path []any) string {
+	_, line := walkPath(root, path)
+	if line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("line %d: ", line)
+}
+
+// findNode returns the value node at path, nil when the file does not set it.
+func findNode(root *yaml.Node, path []any) *yaml.Node {
+	n, _ := walkPath(root, path)
+	return n
+}
+
+// walkPath follows path from the document root: the node it reaches (nil
+// when some step is missing) and the line of the last step found.
+func walkPath(root *yaml.Node, path []any) (*yaml.Node, int) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
@@ -591,14 +703,11 @@ func linePrefix(root *yaml.Node, path []any) string {
 			}
 		}
 		if next == nil {
-			break
+			return nil, line
 		}
 		n = next
 	}
-	if line == 0 {
-		return ""
-	}
-	return fmt.Sprintf("line %d: ", line)
+	return n, line
 }
 
 func pathString(path []any) string {

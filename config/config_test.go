@@ -1,11 +1,16 @@
 package config
 
 import (
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -23,7 +28,8 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.Endpoints[0].Module != DefaultModuleName {
 		t.Errorf("endpoint module = %q", cfg.Endpoints[0].Module)
 	}
-	if cfg.Global.ProbeConcurrency != DefaultProbeConcurrency || cfg.Global.MaxFileSize != DefaultMaxFileSize {
+	if cfg.Global.ProbeConcurrency != DefaultProbeConcurrency || cfg.Global.MaxFileSize != DefaultMaxFileSize ||
+		cfg.Global.MaxCertificatesPerPlace != DefaultMaxCertificatesPerPlace {
 		t.Errorf("global defaults not applied: %+v", cfg.Global)
 	}
 }
@@ -36,13 +42,51 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		want []string // substrings the error must contain
 	}{
 		{"unknown top-level key", "endpoint:\n  - targets: [a:1]\n", []string{"line 1", "endpoint"}},
-		{"unknown nested key", "modules:\n  m:\n    timeout: 5s\n    tls:\n      ca: x\n", []string{"line 5", "ca"}},
+		{"unknown nested key", "modules:\n  m:\n    timeout: 5s\n    tls:\n      ca: x\n", []string{"line 5", "modules.m.tls.ca: unknown key"}},
 		{"bad duration", "modules:\n  m:\n    timeout: 5 parsecs\n", []string{"line 3", "invalid duration", "5 parsecs"}},
 		{"bad size", "global:\n  max_file_size: lots\n", []string{"line 2", "invalid size"}},
 		{"unknown module", "endpoints:\n  - targets: [\"a.example:443\"]\n    module: nope\n", []string{"line 3", "endpoints[0].module", "unknown module \"nope\""}},
 		{"target without port", "endpoints:\n  - targets:\n      - a.example\n", []string{"line 3", "endpoints[0].targets[0]", "host:port"}},
 		{"port out of range", "endpoints:\n  - targets: [\"a.example:70000\"]\n", []string{"endpoints[0].targets[0]", "1 to 65535"}},
-		{"duplicate target", "endpoints:\n  - targets: [\"a.example:443\", \"a.example:443\"]\n", []string{"listed twice"}},
+		{"duplicate target in one group", "endpoints:\n  - targets: [\"a.example:443\", \"a.example:443\"]\n",
+			[]string{"line 2: endpoints[0].targets[0] and endpoints[0].targets[1] both name \"a.example:443\""}},
+		{"duplicate target in two groups", "endpoints:\n  - targets: [\"b.example:443\", \"a.example:443\"]\n  - targets: [\"c.example:443\"]\n  - targets:\n      - a.example:443\n",
+			[]string{"line 5: endpoints[0].targets[1] and endpoints[2].targets[0] both name \"a.example:443\""}},
+		{"duplicate target under two modules", "modules:\n  m: {}\nendpoints:\n  - targets: [\"a.example:443\"]\n  - targets: [\"A.Example:443\"]\n    module: m\n",
+			[]string{"line 5: endpoints[0].targets[0] and endpoints[1].targets[0] both name \"A.Example:443\""}},
+		{"file path in two groups", "files:\n  - paths: [/etc/ssl/a.pem]\n  - paths: [/etc/x, \"/etc/ssl//b/../a.pem\"]\n",
+			[]string{"line 3: files[0].paths[0] and files[1].paths[1] both name \"/etc/ssl/a.pem\""}},
+		{"relative file path in two groups", "files:\n  - paths: [certs/a.pem]\n  - paths: [" + filepath.Join(dir, "certs", "a.pem") + "]\n",
+			[]string{"files[0].paths[0] and files[1].paths[0] both name \"" + filepath.Join(dir, "certs", "a.pem") + "\""}},
+		{"unknown key with a suggestion", "global:\n  probe_concurency: 5\n",
+			[]string{"line 2: global.probe_concurency: unknown key (did you mean probe_concurrency?)"}},
+		{"unknown key far from any", "global:\n  workers: 5\n",
+			[]string{"line 2: global.workers: unknown key (valid here: max_certificates_per_place, max_file_size, probe_concurrency)"}},
+		{"unknown key in a module", "modules:\n  default:\n    tls:\n      min_versoin: TLS12\n",
+			[]string{"line 4: modules.default.tls.min_versoin: unknown key (did you mean min_version?)"}},
+		{"unknown key in a list item", "endpoints:\n  - targets: [\"a.example:443\"]\n    modul: default\n",
+			[]string{"line 3: endpoints[0].modul: unknown key (did you mean module?)"}},
+		{"unknown key beside an inline struct", "kubernetes:\n  secrets:\n    namespace: [a]\n",
+			[]string{"line 3: kubernetes.secrets.namespace: unknown key (did you mean namespaces?)"}},
+		{"every unknown key at once", "global:\n  probe_concurency: 5\nmodules:\n  default:\n    timout: 5s\n",
+			[]string{"line 2: global.probe_concurency", "line 5: modules.default.timout: unknown key (did you mean timeout?)"}},
+		{"duration names its key", "modules:\n  default:\n    timeout: 10 seconds\n",
+			[]string{"line 3: modules.default.timeout: invalid duration \"10 seconds\""}},
+		{"size names its key", "global:\n  max_file_size: lots\n", []string{"line 2: global.max_file_size: invalid size \"lots\""}},
+		{"number names its key", "global:\n  probe_concurrency: many\n",
+			[]string{"line 2: global.probe_concurrency: invalid value \"many\": want a whole number"}},
+		{"list where a mapping belongs", "files:\n  - paths: [/x]\n    labels: [a]\n",
+			[]string{"line 3: files[0].labels: want a mapping of keys, got a list"}},
+		{"negative probe_concurrency", "global:\n  probe_concurrency: -4\n",
+			[]string{"line 2: global.probe_concurrency: must be at least 1, got -4"}},
+		{"zero probe_concurrency", "global:\n  probe_concurrency: 0\n", []string{"global.probe_concurrency: must be at least 1"}},
+		{"zero max_certificates_per_place", "global:\n  max_certificates_per_place: 0\n",
+			[]string{"line 2: global.max_certificates_per_place: must be at least 1, got 0"}},
+		{"negative max_file_size", "global:\n  max_file_size: -1MiB\n", []string{"global.max_file_size: invalid size"}},
+		{"negative timeout", "modules:\n  m:\n    timeout: -5s\n", []string{"line 3: modules.m.timeout: must be positive, got -5s"}},
+		{"zero timeout", "modules:\n  m:\n    timeout: 0s\n", []string{"modules.m.timeout: must be positive"}},
+		{"negative min_probe_interval", "modules:\n  m:\n    min_probe_interval: -1m\n",
+			[]string{"line 3: modules.m.min_probe_interval: must not be negative, got -1m0s"}},
 		{"unknown starttls", "modules:\n  m:\n    starttls: gopher\n", []string{"line 3", "modules.m.starttls", "gopher"}},
 		{"bad tls version", "modules:\n  m:\n    tls:\n      min_version: SSL3\n", []string{"line 4", "min_version", "SSL3"}},
 		{"bad proxy", "modules:\n  m:\n    proxy_url: socks5://p:1080\n", []string{"proxy_url"}},
@@ -156,5 +200,74 @@ func TestIPv6Target(t *testing.T) {
 	}
 	if err := ValidateTarget("::1:443"); err == nil {
 		t.Error("an unbracketed IPv6 literal must be refused")
+	}
+}
+
+func TestDuplicatesTheReadmeAllows(t *testing.T) {
+	cfg, err := Parse([]byte(`
+endpoints:
+  - targets: ["a.example:443", "a.example:8443", "b.example:443"]
+files:
+  - paths: [/etc/ssl/a.pem, /etc/ssl/a.pem, "/etc/ssl/*.pem"]
+  - paths: ["/etc/ssl/*.pem", /etc/ssl]
+`), t.TempDir())
+	if err != nil {
+		t.Fatalf("another port, a path repeated in one group, and globs or directories matching the same files are allowed: %v", err)
+	}
+	if len(cfg.Files) != 2 {
+		t.Errorf("files = %+v", cfg.Files)
+	}
+}
+
+func TestKnownKeysFollowTheStructTags(t *testing.T) {
+	// Every key the schema check accepts is one the decoder accepts, and the
+	// other way round: the example configuration passes both.
+	keys := yamlFields(reflect.TypeFor[SecretWatch]())
+	for _, k := range []string{"namespaces", "exclude_namespaces", "label_selector", "types", "key_patterns", "password_key", "password_secret"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("secrets key %q missing from %v", k, keys)
+		}
+	}
+	if _, ok := yamlFields(reflect.TypeFor[Config]())["path"]; ok {
+		t.Error(`a yaml:"-" field is not a key`)
+	}
+	if d := editDistance("probe_concurency", "probe_concurrency"); d != 1 {
+		t.Errorf("editDistance = %d", d)
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if _, err := Load(path); !errors.Is(err, ErrNoFile) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load of a missing file: %v, want ErrNoFile naming %s", err, path)
+	}
+
+	// At start-up there is no previous configuration: nothing may say one is kept.
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	_, err := NewReloader(path, logger, prometheus.NewRegistry(), func(*Config) error { return nil })
+	if !errors.Is(err, ErrNoFile) {
+		t.Fatalf("NewReloader: %v, want ErrNoFile", err)
+	}
+	if strings.Contains(logs.String(), "previous") {
+		t.Errorf("start-up logged %q", logs.String())
+	}
+
+	// At reload the running configuration stays, and the log says so.
+	if err := os.WriteFile(path, []byte("endpoints:\n  - targets: [\"a.example:443\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReloader(path, logger, prometheus.NewRegistry(), func(*Config) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(); !errors.Is(err, ErrNoFile) {
+		t.Errorf("Reload: %v, want ErrNoFile", err)
+	}
+	if !strings.Contains(logs.String(), "keeping the previous one") {
+		t.Errorf("reload of a missing file logged %q", logs.String())
 	}
 }

@@ -47,8 +47,8 @@ func NewReloader(path string, logger *slog.Logger, reg prometheus.Registerer, ap
 			Help: "Unix time of the last successful configuration load.",
 		}),
 	}
-	if err := r.Reload(); err != nil {
-		return nil, err
+	if err := r.load(true); err != nil {
+		return nil, err // there is no previous configuration to keep: the caller says it cannot start
 	}
 	reg.MustRegister(r.success, r.successTime)
 	return r, nil
@@ -62,18 +62,26 @@ func (r *Reloader) Current() *Config {
 }
 
 // Reload loads the file and applies it when valid.
-func (r *Reloader) Reload() error {
+func (r *Reloader) Reload() error { return r.load(false) }
+
+// load loads and applies the file. At start-up (first) a failure is only
+// returned; later it is logged, and the previous configuration stays.
+func (r *Reloader) load(first bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg, err := Load(r.path)
 	if err != nil {
 		r.success.Set(0)
-		r.logger.Error("Configuration not loaded; keeping the previous one", "file", r.path, "err", err)
+		if !first {
+			r.logger.Error("Configuration not loaded; keeping the previous one", "file", r.path, "err", err)
+		}
 		return err
 	}
 	if err := r.apply(cfg); err != nil {
 		r.success.Set(0)
-		r.logger.Error("Configuration not applied; keeping the previous one", "file", r.path, "err", err)
+		if !first {
+			r.logger.Error("Configuration not applied; keeping the previous one", "file", r.path, "err", err)
+		}
 		return fmt.Errorf("applying %s: %w", r.path, err)
 	}
 	r.current = cfg
