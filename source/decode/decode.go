@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	"go.yaml.in/yaml/v3"
@@ -61,10 +62,41 @@ func Decode(data, password []byte) ([]Entry, error) {
 	return out, err
 }
 
+// DefaultMaxCertificates is the most certificates one place may hold unless
+// SetMaxCertificates says otherwise (global.max_certificates_per_place).
+const DefaultMaxCertificates = 1000
+
+// maxCertificates bounds the certificates of one place: one PEM, DER or
+// PKCS#12 input, one keystore alias, one kubeconfig cluster or user. A 4 MiB
+// PEM bundle can hold 12,500 certificates, three series each; a place with
+// more than the limit reports too_large and no certificate. Every source of
+// stored certificates decodes here, so one limit serves them all.
+var maxCertificates atomic.Int64
+
+func init() { maxCertificates.Store(DefaultMaxCertificates) }
+
+// SetMaxCertificates sets the per-place certificate limit; n <= 0 restores
+// the default. It applies to what is decoded from then on.
+func SetMaxCertificates(n int) {
+	if n <= 0 {
+		n = DefaultMaxCertificates
+	}
+	maxCertificates.Store(int64(n))
+}
+
+// MaxCertificates returns the per-place certificate limit in force.
+func MaxCertificates() int { return int(maxCertificates.Load()) }
+
+// tooManyCertificates is the error of a place over the limit; it names the
+// count so that the log line of the place explains itself.
+func tooManyCertificates(n, limit int) error {
+	return source.Errorf(source.ClassTooLarge, "holds %d certificates, over the limit of %d (global.max_certificates_per_place)", n, limit)
+}
+
 // KeyPublics returns the public halves of the unencrypted private keys in
 // PEM data (a tls.key), and nothing else.
 func KeyPublics(data []byte) []crypto.PublicKey {
-	e, _ := parsePEM(data)
+	e, _ := parsePEM(data, 0)
 	return e.keyPublics
 }
 
@@ -92,25 +124,29 @@ func TakesPassword(data []byte) bool {
 // certificate it holds. password may be nil. Private keys are parsed only to
 // take their public halves and are not kept.
 func parse(data []byte, password []byte) ([]entry, error) {
+	limit := MaxCertificates()
 	switch {
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, source.Errorf(source.ClassParse, "empty file")
 	case bytes.HasPrefix(data, jksMagic):
-		return parseJKS(data, password)
+		return parseJKS(data, password, limit)
 	case bytes.Contains(data, []byte("-----BEGIN ")):
-		e, err := parsePEM(data)
+		e, err := parsePEM(data, limit)
 		if err != nil {
 			return nil, err
 		}
 		return []entry{e}, nil
 	case looksLikeKubeconfig(data):
-		return parseKubeconfig(data)
+		return parseKubeconfig(data, limit)
 	}
 	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
+		if len(certs) > limit {
+			return nil, tooManyCertificates(len(certs), limit)
+		}
 		return []entry{{certs: detach(certs)}}, nil
 	}
 	if data[0] == 0x30 { // DER SEQUENCE: PKCS#12 is the remaining candidate
-		e, err := parsePKCS12(data, password)
+		e, err := parsePKCS12(data, password, limit)
 		if err == nil {
 			return []entry{e}, nil
 		}
@@ -125,8 +161,35 @@ func parse(data []byte, password []byte) ([]entry, error) {
 
 var pemBegin = []byte("-----BEGIN ")
 
-func parsePEM(data []byte) (entry, error) {
+// countPEMCertificates counts the certificate blocks of PEM data without
+// decoding them, so that a bundle over the limit costs a scan, not thousands
+// of parses.
+func countPEMCertificates(data []byte) int {
+	n := 0
+	for rest := data; ; {
+		i := bytes.Index(rest, pemBegin)
+		if i < 0 {
+			return n
+		}
+		rest = rest[i+len(pemBegin):]
+		for _, typ := range [...]string{"CERTIFICATE-----", "X509 CERTIFICATE-----", "TRUSTED CERTIFICATE-----"} {
+			if bytes.HasPrefix(rest, []byte(typ)) {
+				n++
+				break
+			}
+		}
+	}
+}
+
+// parsePEM reads every block of PEM data. limit > 0 refuses data with more
+// certificate blocks than that (0: no limit, for key-only reads).
+func parsePEM(data []byte, limit int) (entry, error) {
 	var e entry
+	if limit > 0 {
+		if n := countPEMCertificates(data); n > limit {
+			return e, tooManyCertificates(n, limit)
+		}
+	}
 	var problems []string
 	rest := data
 	for n := 1; ; n++ {
@@ -240,13 +303,16 @@ func detach(certs []*x509.Certificate) []*x509.Certificate {
 	return out
 }
 
-func parsePKCS12(data, password []byte) (entry, error) {
+func parsePKCS12(data, password []byte, limit int) (entry, error) {
 	if err := checkPKCS12Work(data); err != nil {
 		return entry{}, err
 	}
 	pw := string(password)
 	key, leaf, cas, err := pkcs12.DecodeChain(data, pw)
 	if err == nil {
+		if n := 1 + len(cas); n > limit {
+			return entry{}, tooManyCertificates(n, limit)
+		}
 		e := entry{certs: detach(append([]*x509.Certificate{leaf}, cas...))}
 		if pub := publicOf(key); pub != nil {
 			e.keyPublics = []crypto.PublicKey{pub}
@@ -262,12 +328,15 @@ func parsePKCS12(data, password []byte) (entry, error) {
 	// A trust store (certificates, no key) is PKCS#12 too.
 	certs, tsErr := pkcs12.DecodeTrustStore(data, pw)
 	if tsErr == nil && len(certs) > 0 {
+		if len(certs) > limit {
+			return entry{}, tooManyCertificates(len(certs), limit)
+		}
 		return entry{certs: detach(certs)}, nil
 	}
 	return entry{}, err
 }
 
-func parseJKS(data, password []byte) ([]entry, error) {
+func parseJKS(data, password []byte, limit int) ([]entry, error) {
 	if err := jksWellFormed(data); err != nil {
 		return nil, source.Errorf(source.ClassParse, "Java keystore: %v", err)
 	}
@@ -315,6 +384,11 @@ func parseJKS(data, password []byte) ([]entry, error) {
 				e.err = source.Errorf(source.ClassParse, "alias %q: %w", alias, err)
 			}
 			raw = []keystore.Certificate{tce.Certificate}
+		}
+		if len(raw) > limit { // an alias is a place of its own
+			e.err, e.keyPublics = tooManyCertificates(len(raw), limit), nil
+			entries = append(entries, e)
+			continue
 		}
 		for i, rc := range raw {
 			c, err := parseCertificate(rc.Content, false)
@@ -434,7 +508,7 @@ func looksLikeKubeconfig(data []byte) bool {
 	return bytes.Contains(data, []byte("clusters:")) || bytes.Contains(data, []byte("kind: Config"))
 }
 
-func parseKubeconfig(data []byte) ([]entry, error) {
+func parseKubeconfig(data []byte, limit int) ([]entry, error) {
 	var kc kubeconfig
 	if err := yaml.Unmarshal(data, &kc); err != nil {
 		return nil, source.Errorf(source.ClassParse, "kubeconfig: %v", yamlErrorWithoutContent(err))
@@ -455,7 +529,7 @@ func parseKubeconfig(data []byte) ([]entry, error) {
 		e := entry{key: key}
 		if pemData, err := decode(key, c.Cluster.CAData); err != nil {
 			e.err = err
-		} else if pe, err := parsePEM(pemData); err != nil {
+		} else if pe, err := parsePEM(pemData, limit); err != nil {
 			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
 		} else {
 			e.certs, e.err = pe.certs, pe.err
@@ -470,14 +544,14 @@ func parseKubeconfig(data []byte) ([]entry, error) {
 		e := entry{key: key}
 		if pemData, err := decode(key, u.User.CertData); err != nil {
 			e.err = err
-		} else if pe, err := parsePEM(pemData); err != nil {
+		} else if pe, err := parsePEM(pemData, limit); err != nil {
 			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
 		} else {
 			e.certs, e.err = pe.certs, pe.err
 		}
 		if u.User.KeyData != "" {
 			if keyPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(u.User.KeyData)); err == nil {
-				if ke, _ := parsePEM(keyPEM); ke.keyPublics != nil {
+				if ke, _ := parsePEM(keyPEM, 0); ke.keyPublics != nil {
 					e.keyPublics = ke.keyPublics
 				}
 				clear(keyPEM)

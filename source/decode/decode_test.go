@@ -77,7 +77,7 @@ func TestParsePEMNamesTheBadBlock(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e, err := parsePEM(tc.data)
+			e, err := parsePEM(tc.data, MaxCertificates())
 			if len(e.certs) != tc.certs {
 				t.Errorf("%d certificates, want %d", len(e.certs), tc.certs)
 			}
