@@ -2,12 +2,17 @@
 // (certificates mixed with keys and other blocks), DER, PKCS#12/PFX, Java
 // keystores and kubeconfig files, named by paths, directories (walked
 // recursively, symlinks followed, loops cut) and globs with "**". A cache
-// keyed by each file's identity (device, inode, size, modification time)
-// means an unchanged file is neither re-read nor re-parsed.
+// keyed by each file's identity (device, inode, size, modification and
+// change time where the platform has them) means an unchanged file is
+// neither re-read nor re-parsed.
+//
+// Walking and reading happen in passes that run in the background (pass.go):
+// a scrape starts one and answers at its deadline with what the cache holds
+// then, so a slow tree or a hung mount never holds the answer.
 package files
 
 import (
-	"context"
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,12 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"slices"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/shard"
@@ -37,21 +40,43 @@ type Source struct {
 	maxSize int64
 	cache   *Cache
 	shard   shard.Shard
+
+	// overlapWarned holds the pairs of groups already named in a warning
+	// about a file both reach.
+	overlapWarned sync.Map
+
+	// Test hooks: run before a file is opened and before a directory is
+	// listed, so tests can make either slow or hang.
+	beforeOpen func(path string)
+	beforeList func(dir string)
 }
 
 type group struct {
+	index    int // position in the configuration's files list
 	cfg      config.FileGroup
+	walkKeys []string // one per path: what identifies its walk in the cache
 	verify   source.VerifyParams
 	password []byte // nil when no password_file
 	loadErr  error  // the group's CA or password file is unreadable
 	optsKey  string // what, besides a file's identity, its cached parse depends on
 }
 
-// New compiles the file groups of a configuration.
+// New compiles the file groups of a configuration. Paths and exclude
+// patterns are made absolute and clean, so that a file's target label is the
+// same whatever the working directory and the spelling of --config.file.
 func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 	s := &Source{logger: logger, maxSize: int64(cfg.Global.MaxFileSize), cache: cache, shard: cfg.Shard}
-	for _, gc := range cfg.Files {
-		g := group{cfg: gc, verify: source.VerifyParams{RootsID: "system"}}
+	configDir := "."
+	if cfg.Path != "" {
+		configDir = filepath.Dir(cfg.Path)
+	}
+	for i, gc := range cfg.Files {
+		gc.Paths = absolutePaths(gc.Paths, "")
+		gc.Exclude = absolutePaths(gc.Exclude, configDir)
+		g := group{index: i, cfg: gc, verify: source.VerifyParams{RootsID: "system"}}
+		for _, p := range gc.Paths {
+			g.walkKeys = append(g.walkKeys, p+"\x00"+strings.Join(gc.Exclude, "\x00"))
+		}
 		if gc.CAFile != "" {
 			data, err := os.ReadFile(gc.CAFile)
 			if err != nil {
@@ -78,123 +103,96 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 	return s
 }
 
-// Collect discovers the files of every group and returns one finding per
-// certificate-holding key of every file, and one per path that failed.
-func (s *Source) Collect(ctx context.Context) []source.Finding {
-	type job struct {
-		path     string
-		explicit bool // named directly, not found by a walk or glob
-		g        *group
-	}
-	var jobs []job
-	var findings []source.Finding
-	seen := map[string]bool{}
-	for i := range s.groups {
-		g := &s.groups[i]
-		if g.loadErr != nil {
-			for _, p := range g.cfg.Paths {
-				findings = append(findings, s.failure(g, p, g.loadErr))
+// absolutePaths returns paths cleaned and absolute. The configuration has
+// already joined relative paths to its directory, which may itself be
+// relative to the working directory. A relative exclude pattern is taken
+// against base (the configuration's directory), except one starting with
+// "**", which matches anywhere.
+func absolutePaths(paths []string, base string) []string {
+	out := make([]string, 0, len(paths))
+	for _, p := range paths {
+		switch {
+		case p == "", strings.HasPrefix(p, "**"):
+		case base != "" && !filepath.IsAbs(p):
+			p = filepath.Join(base, p)
+			fallthrough
+		default:
+			if abs, err := filepath.Abs(p); err == nil {
+				p = abs
 			}
-			continue
 		}
-		found, problems := discover(g.cfg.Paths, g.cfg.Exclude)
-		for _, pr := range problems {
-			findings = append(findings, s.failure(g, pr.path, pr.err))
-		}
-		for _, f := range found {
-			if seen[f.path] {
-				continue // listed by two groups: the first one wins
-			}
-			seen[f.path] = true
-			if !s.shard.Owns(source.KindFile + "|" + f.path) {
-				continue // another replica's file
-			}
-			jobs = append(jobs, job{path: f.path, explicit: f.explicit, g: g})
-		}
+		out = append(out, p)
 	}
-
-	results := make([][]source.Finding, len(jobs))
-	done := make([]bool, len(jobs)) // a read file may yield no finding (a key file in a walk)
-	workers := runtime.GOMAXPROCS(0) * 2
-	// Workers take the next job off a counter (a steady state is one stat
-	// per file, so handing jobs over a channel would cost as much as the
-	// stat); none starts a job once the scrape's deadline has passed.
-	var next atomic.Int64
-	stop := ctx.Done()
-	var wg sync.WaitGroup
-	for range min(workers, len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := int(next.Add(1) - 1)
-				if i >= len(jobs) {
-					return
-				}
-				results[i] = s.read(jobs[i].path, jobs[i].explicit, jobs[i].g)
-				done[i] = true
-			}
-		}()
-	}
-	wg.Wait()
-	total := len(findings)
-	for i, r := range results {
-		total += max(len(r), 1)
-		if !done[i] {
-			results[i] = []source.Finding{s.failure(jobs[i].g, jobs[i].path, source.Errorf(source.ClassTimeout, "scrape deadline reached before the file was read"))}
-		}
-	}
-	findings = slices.Grow(findings, total-len(findings))
-	for _, r := range results {
-		findings = append(findings, r...)
-	}
-	s.cache.retain(seen)
-	return findings
+	return out
 }
+
+// Groups returns how many file groups the configuration has: the skipped
+// counts that Collect returns have one value per group, in this order.
+func (s *Source) Groups() int { return len(s.groups) }
 
 func (s *Source) failure(g *group, path string, err error) source.Finding {
 	s.logger.Warn("Reading certificate file failed", "kind", source.KindFile, "target", path,
 		"class", source.ClassOf(err), "err", err)
+	return s.failed(g, path, err)
+}
+
+func (s *Source) failed(g *group, path string, err error) source.Finding {
 	return source.Finding{Place: source.Place{Source: source.KindFile, Target: path, Labels: g.cfg.Labels}, Verify: g.verify, Err: err}
 }
 
-// read returns the findings of one file, from the cache when the file is unchanged.
-func (s *Source) read(path string, explicit bool, g *group) []source.Finding {
+// refresh brings the cached outcome of one file up to date: a stat, and a
+// read and parse only when the file's identity changed.
+func (s *Source) refresh(path string, g *group) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return []source.Finding{s.failure(g, path, source.WithClass(source.Infer(err, source.ClassUnknown), err))}
+		s.cache.put(path, cached{optsKey: g.optsKey, failed: true, entries: failedEntry(source.WithClass(source.Infer(err, source.ClassUnknown), err))})
+		return
 	}
 	if !st.Mode().IsRegular() { // replaced since discovery, by a FIFO for instance: never opened
-		return []source.Finding{s.failure(g, path, notRegular(path, st))}
+		s.cache.put(path, cached{optsKey: g.optsKey, failed: true, entries: failedEntry(notRegular(path, st))})
+		return
 	}
 	id := identityOf(st)
-	optsKey := g.optsKey
-	if entries, ok := s.cache.get(path, id, optsKey); ok {
-		return s.findings(g, path, entries, explicit)
+	if s.cache.fresh(path, id, g.optsKey) {
+		return
 	}
-	entries, err := s.load(path, st.Size(), g.password)
+	entries, container, err := s.load(path, st.Size(), g.password)
 	if err != nil {
 		// Failures are cached too: a junk file is not re-parsed every scrape.
 		// A file without certificates is cached as such, not as nothing, so
 		// that findings can still report it when it is named explicitly.
-		entries = []decode.Entry{{Err: err}}
+		entries = failedEntry(err)
 	}
-	s.cache.put(path, id, optsKey, entries)
-	return s.findings(g, path, entries, explicit)
+	s.cache.put(path, cached{id: id, optsKey: g.optsKey, entries: entries, container: container})
 }
 
-func (s *Source) findings(g *group, path string, entries []decode.Entry, explicit bool) []source.Finding {
-	out := make([]source.Finding, 0, len(entries))
-	for _, e := range entries {
+func failedEntry(err error) []decode.Entry { return []decode.Entry{{Err: err}} }
+
+// claimingExtensions are the file names that say "certificate inside": a
+// walked file with one of them that cannot be read is an error, where a
+// walked file without one is skipped (see findings).
+var claimingExtensions = map[string]bool{
+	".crt": true, ".pem": true, ".cer": true, ".der": true, ".p12": true, ".pfx": true,
+	".jks": true, ".keystore": true, ".kubeconfig": true,
+}
+
+func claimsCertificate(path string) bool {
+	base := filepath.Base(path)
+	return claimingExtensions[strings.ToLower(filepath.Ext(base))] || strings.EqualFold(base, "kubeconfig")
+}
+
+// findings turns the cached outcome of one file into its findings. skipped
+// is true when a file found by a walk or a glob is left out: one holding no
+// certificate but well-formed (a key, a CSR), or one that neither claims a
+// certificate by its name nor holds a certificate container (an OpenSSL
+// .cnf, a serial file, a README), readable or not.
+func (s *Source) findings(g *group, path string, c cached, explicit bool) (out []source.Finding, skipped bool) {
+	out = make([]source.Finding, 0, len(c.entries))
+	for _, e := range c.entries {
 		if e.Err != nil && len(e.Certs) == 0 && e.Key == "" {
-			if !explicit && errors.Is(e.Err, decode.ErrNoCertificates) {
-				s.logger.Debug("Skipping file without certificates", "target", path)
-				continue
+			if !explicit && (errors.Is(e.Err, decode.ErrNoCertificates) || !c.container && !claimsCertificate(path)) {
+				s.logger.Debug("Skipping file without certificates", "target", path, "class", source.ClassOf(e.Err))
+				return nil, true
 			}
 			out = append(out, s.failure(g, path, e.Err))
 			continue
@@ -212,39 +210,59 @@ func (s *Source) findings(g *group, path string, entries []decode.Entry, explici
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, false
 }
 
 // Counters of the files opened and parsed, for tests to tell a cache hit.
 var testLoads, testParses atomic.Int64
 
 // load reads and parses one file, refusing files over the size cap.
-func (s *Source) load(path string, size int64, password []byte) ([]decode.Entry, error) {
+// container says whether the content is a certificate container even though
+// it may not parse: certificate PEM blocks, a keystore, a kubeconfig.
+func (s *Source) load(path string, size int64, password []byte) (entries []decode.Entry, container bool, err error) {
 	if size > s.maxSize {
-		return nil, source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
+		return nil, false, source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
 	}
 	testLoads.Add(1)
-	// O_NONBLOCK: should the path have become a FIFO since it was checked,
-	// opening it must not wait for a writer.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if s.beforeOpen != nil {
+		s.beforeOpen(path)
+	}
+	f, err := os.OpenFile(path, openFlags, 0)
 	if err != nil {
-		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), err)
+		return nil, false, source.WithClass(source.Infer(err, source.ClassUnknown), err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
-		return nil, notRegular(path, st)
+		return nil, false, notRegular(path, st)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, s.maxSize+1))
 	if err != nil {
-		return nil, source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
+		return nil, false, source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
 	}
 	if int64(len(data)) > s.maxSize { // it grew after the stat
-		return nil, source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
+		return nil, false, source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
 	}
 	testParses.Add(1)
-	entries, err := decode.Decode(data, password)
+	entries, err = decode.Decode(data, password)
+	container = len(entries) > 0 || source.ClassOf(err) == source.ClassWrongPassword || looksLikeContainer(data)
 	clear(data) // the file may hold private keys
-	return entries, err
+	return entries, container, err
+}
+
+var certificateMarkers = [][]byte{[]byte("-----BEGIN CERTIFICATE"), []byte("-----BEGIN TRUSTED CERTIFICATE"), []byte("-----BEGIN X509 CERTIFICATE")}
+
+// looksLikeContainer tells content that means to hold certificates even when
+// it does not parse: PEM certificate blocks or a Java keystore's magic.
+func looksLikeContainer(data []byte) bool {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xed, 0xfe, 0xed}) {
+		return true
+	}
+	for _, m := range certificateMarkers {
+		if bytes.Contains(data, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func notRegular(path string, st os.FileInfo) error {
@@ -259,71 +277,11 @@ func hashPassword(p []byte) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// identity is what tells that a file changed without reading it.
+// identity is what tells that a file changed without reading it (see
+// identityOf in the platform files).
 type identity struct {
 	dev, ino uint64
 	size     int64
 	mtimeNs  int64
 	ctimeNs  int64 // a chmod or a rename over the file also counts
-}
-
-func identityOf(st os.FileInfo) identity {
-	id := identity{size: st.Size(), mtimeNs: st.ModTime().UnixNano()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino = uint64(sys.Dev), sys.Ino //nolint:unconvert // Dev's type differs by platform
-		id.ctimeNs = sys.Ctim.Nano()
-	}
-	return id
-}
-
-// Cache holds parsed files by path. It is safe for concurrent use and
-// survives configuration reloads.
-type Cache struct {
-	mu      sync.RWMutex // read-locked by the lookups of every scrape's workers
-	entries map[string]cached
-}
-
-type cached struct {
-	id      identity
-	optsKey string
-	entries []decode.Entry
-}
-
-// NewCache returns an empty cache.
-func NewCache() *Cache {
-	return &Cache{entries: map[string]cached{}}
-}
-
-func (c *Cache) get(path string, id identity, optsKey string) ([]decode.Entry, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.entries[path]
-	if !ok || e.id != id || e.optsKey != optsKey {
-		return nil, false
-	}
-	return e.entries, true
-}
-
-func (c *Cache) put(path string, id identity, optsKey string, entries []decode.Entry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries[path] = cached{id: id, optsKey: optsKey, entries: entries}
-}
-
-// retain drops files no longer found, so a deleted file's memory goes.
-func (c *Cache) retain(paths map[string]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for p := range c.entries {
-		if !paths[p] {
-			delete(c.entries, p)
-		}
-	}
-}
-
-// Len returns how many files are cached.
-func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
 }

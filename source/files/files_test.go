@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -706,11 +704,10 @@ func TestGroupsLabelsAndVerify(t *testing.T) {
 	write(t, dir, "g1/z/chain.pem", testpki.PEM(chain.Leaf, chain.Intermediate))
 	write(t, dir, "g2/c.pem", testpki.PEM(c))
 	write(t, dir, "g2/junk.pem", []byte("junk"))
-	caData, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	ca, err := source.LoadCAFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(caData)
 
 	g1 := groupSpec{Paths: []string{"g1", "g2/c.pem"}, CAFile: "ca.pem", Labels: map[string]string{"team": "pki", "env": "prod"}}
 	g2 := groupSpec{Paths: []string{"g2", "g1/a.pem", "missing.pem"}, Labels: map[string]string{"team": "web"}}
@@ -736,7 +733,7 @@ func TestGroupsLabelsAndVerify(t *testing.T) {
 			t.Errorf("%s: labels %v, want team=%s", f.Target, f.Labels, wantTeam)
 		}
 		if first {
-			if f.Labels["env"] != "prod" || f.Verify.Roots == nil || f.Verify.RootsID != hex.EncodeToString(sum[:]) {
+			if f.Labels["env"] != "prod" || f.Verify.Roots == nil || f.Verify.RootsID != ca.ID {
 				t.Errorf("%s: labels %v, roots %v, roots id %q; want env=prod and the ca_file's pool and hash", f.Target, f.Labels, f.Verify.Roots, f.Verify.RootsID)
 			}
 		} else if f.Verify.Roots != nil || f.Verify.RootsID != "system" {

@@ -13,13 +13,9 @@ package kubernetes
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -122,14 +118,11 @@ func New(cfg config.Kubernetes, sh shard.Shard, client kubernetes.Interface, dyn
 		dependents: map[string]map[string]struct{}{}, passwords: map[string]*passwordEntry{},
 		verify: source.VerifyParams{RootsID: "system"}}
 	if cfg.CAFile != "" {
-		data, err := os.ReadFile(cfg.CAFile)
+		ca, err := source.LoadCAFile(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("kubernetes.ca_file: %w", err)
 		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(data)
-		sum := sha256.Sum256(data)
-		s.verify.Roots, s.verify.RootsID = pool, hex.EncodeToString(sum[:])
+		s.verify = ca.VerifyParams()
 	}
 	s.buildInformers()
 	return s, nil

@@ -6,13 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"sort"
-	"unique"
+	"sync"
 
 	"github.com/bmatcuk/doublestar/v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/certwatch/certwatch/internal/intern"
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
 )
@@ -175,32 +174,41 @@ func (s *Source) logFailure(f source.Finding) {
 		"class", source.ClassOf(f.Err), "err", f.Err)
 }
 
-// verifyWith makes verification parameters whose roots are the Secret's own
-// ca.crt. Secrets of one issuer all carry the same ca.crt: they share one
-// pool (and one RootsID string) for as long as any of them holds it,
-// rather than 10,000 Secrets building 10,000 identical pools.
-func verifyWith(roots []*x509.Certificate) source.VerifyParams {
+// verifyWith makes verification parameters from the Secret's own ca.crt,
+// split as every CA file is (source.NewCA: self-signed certificates are
+// anchors, the others intermediates). Secrets of one issuer all carry the
+// same ca.crt: they share one set of parameters (one pool, one RootsID
+// string) rather than 10,000 Secrets building 10,000 identical pools.
+func verifyWith(certs []*x509.Certificate) source.VerifyParams {
 	h := sha256.New()
-	for _, c := range roots {
+	for _, c := range certs {
 		h.Write(c.Raw)
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
-	id := unique.Make("ca.crt:" + hex.EncodeToString(sum[:])).Value()
-	pool := caPools.Get(sum)
-	if pool == nil {
-		pool = x509.NewCertPool()
-		for _, c := range roots {
-			pool.AddCert(c)
-		}
-		pool = caPools.Put(sum, pool)
+	caParams.Lock()
+	defer caParams.Unlock()
+	if p, ok := caParams.m[sum]; ok {
+		return p
 	}
-	return source.VerifyParams{Roots: pool, RootsID: id}
+	if len(caParams.m) >= maxSharedCAs { // ca.crt values rotated away; the live ones come back
+		clear(caParams.m)
+	}
+	p := source.NewCA(certs).VerifyParams()
+	p.RootsID = "ca.crt:" + hex.EncodeToString(sum[:])
+	caParams.m[sum] = p
+	return p
 }
 
-// caPools shares the pool built from one ca.crt, keyed by the hash of its
-// certificates.
-var caPools intern.Table[[32]byte, x509.CertPool]
+// caParams holds the parameters built from each ca.crt, by the hash of its
+// certificates. A cluster has as many distinct ca.crt values as issuers:
+// a few, rarely hundreds.
+var caParams = struct {
+	sync.Mutex
+	m map[[32]byte]source.VerifyParams
+}{m: map[[32]byte]source.VerifyParams{}}
+
+const maxSharedCAs = 1024
 
 func matchesAny(patterns []string, key string) bool {
 	for _, p := range patterns {
