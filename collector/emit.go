@@ -51,7 +51,7 @@ const (
 var (
 	targetLabels = []string{"source", "target"}
 	placeLabels  = []string{"source", "target", "key"}
-	certLabels   = []string{"source", "target", "key", "index", "subject_cn", "issuer_cn"}
+	certLabels   = []string{"source", "target", "key", "index", "role", "subject_cn", "issuer_cn"}
 	infoLabels   = []string{"serial", "fingerprint_sha256", "subject", "issuer", "dns_names", "ip_addresses",
 		"uris", "email_addresses", "key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed"}
 )
@@ -206,7 +206,7 @@ func (em *emitter) place(f *source.Finding, verdict inspect.Verdict) {
 	em.add(ls, metricChainNotAfter, em.strs(src, tgt, key), unixSeconds(verdict.ChainNotAfter))
 	for i, c := range f.Certs {
 		facts := inspect.FactsOf(c)
-		cv := em.strs(src, tgt, key, strconv.Itoa(i), validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
+		cv := em.strs(src, tgt, key, strconv.Itoa(i), roleOf(verdict, i), validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
 		em.add(ls, metricCertNotAfter, cv, unixSeconds(facts.NotAfter))
 		em.add(ls, metricCertNotBefore, cv, unixSeconds(facts.NotBefore))
 		em.add(ls, metricCertInfo, appendInfoValues(em.alloc(len(metricDefs[metricCertInfo].labels))[:0], cv, &facts), 1)
@@ -239,7 +239,7 @@ var metricDefs = [numMetrics]struct {
 	metricChainNotAfter: {nameChainNotAfter, helpChainNotAfter, placeLabels},
 	metricCertNotAfter:  {nameCertNotAfter, helpCertNotAfter, certLabels},
 	metricCertNotBefore: {nameCertNotBefore, helpCertNotBefore, certLabels},
-	metricCertInfo:      {nameCertInfo, helpCertInfo, append(certLabels[:6:6], infoLabels...)},
+	metricCertInfo:      {nameCertInfo, helpCertInfo, append(certLabels[:len(certLabels):len(certLabels)], infoLabels...)},
 	metricTLSVersion:    {nameTLSVersion, helpTLSVersion, append(targetLabels[:2:2], "version", "cipher")},
 	metricHandshake:     {nameHandshake, helpHandshake, targetLabels},
 	metricTargetSuccess: {nameTargetSuccess, helpTargetSuccess, targetLabels},
@@ -499,4 +499,12 @@ func limit(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// roleOf is the role label of a place's i-th certificate.
+func roleOf(v inspect.Verdict, i int) string {
+	if i < len(v.Roles) {
+		return string(v.Roles[i])
+	}
+	return ""
 }

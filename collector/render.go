@@ -295,7 +295,7 @@ func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identi
 		facts[i] = inspect.FactsOf(c)
 	}
 	certValues := func(i int) []string {
-		return []string{src, tgt, key, strconv.Itoa(i), validUTF8(facts[i].SubjectCN), validUTF8(facts[i].IssuerCN)}
+		return []string{src, tgt, key, strconv.Itoa(i), roleOf(verdict, i), validUTF8(facts[i].SubjectCN), validUTF8(facts[i].IssuerCN)}
 	}
 	notAfterAt := make([]int, len(f.Certs))
 	for i := range f.Certs {

@@ -15,7 +15,9 @@ func sourceVariable() obj {
 
 func overview() dashboard {
 	s := `{job=~"$job", instance=~"$instance", source=~"$source"}`
-	notAfter := "certwatch_cert_not_after_timestamp_seconds" + s
+	// Certificates in service: a trust store's anchors (role="anchor") only
+	// matter through the chains that rely on them, as in the alerts.
+	notAfter := `certwatch_cert_not_after_timestamp_seconds{job=~"$job", instance=~"$instance", source=~"$source", role!="anchor"}`
 	left := "(" + notAfter + " - time())"
 	between := func(lo, hi int) string {
 		return joined("count(", left, " > ", itoa(lo), " and ", left, " <= ", itoa(hi), ") or vector(0)")
@@ -31,7 +33,7 @@ func overview() dashboard {
 		variables:   append(commonVariables(), sourceVariable()),
 		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
 		panels: []panel{
-			stat("Certificates", "Certificates certwatch watches.", "count("+notAfter+") or vector(0)", "none", 4, nil),
+			stat("Certificates", "Certificates certwatch watches in service (not counting trust anchors).", "count("+notAfter+") or vector(0)", "none", 4, nil),
 			stat("Expire within 7 days", "Certificates that expire within 7 days.", between(0, week), "none", 4, steps("green", 1, "red")),
 			stat("Expire within 30 days", "Certificates that expire within 30 days.", between(0, 30*day), "none", 4, steps("green", 1, "orange")),
 			stat("Expired", "Certificates past their not-after.", "count("+notAfter+" <= time()) or vector(0)", "none", 4, steps("green", 1, "red")),
@@ -45,8 +47,8 @@ func overview() dashboard {
 					instant: true, table: true,
 				}},
 				transformations: []obj{organize(
-					map[string]string{"Value": "Time left", "subject_cn": "Subject", "issuer_cn": "Issuer", "reason": "Verdict", "key": "Key", "index": "Position"},
-					[]string{"source", "target", "key", "index", "subject_cn", "issuer_cn", "Value", "reason"})},
+					map[string]string{"Value": "Time left", "subject_cn": "Subject", "issuer_cn": "Issuer", "reason": "Verdict", "key": "Key", "index": "Position", "role": "Role"},
+					[]string{"source", "target", "key", "index", "role", "subject_cn", "issuer_cn", "Value", "reason"})},
 				options:    obj{"showHeader": true, "sortBy": []obj{{"displayName": "Time left", "desc": false}}, "cellHeight": "sm"},
 				thresholds: steps("red", 0, "orange", week, "yellow", 30*day, "green"),
 				overrides: []obj{targetLink,
@@ -129,7 +131,7 @@ func target() dashboard {
 				options:     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "none", "graphMode": "none", "textMode": "name"}},
 			{
 				kind: "table", title: "Chain", unit: "none", w: 24, h: 9,
-				description: "Each certificate as presented (endpoints) or stored (files): position 0 is the leaf.",
+				description: "Each certificate as presented (endpoints) or stored (files), with its role: leaf, intermediate, root, or anchor (a bundle of trust anchors).",
 				queries: []query{
 					{expr: "certwatch_cert_info" + t, instant: true, table: true},
 					{expr: "certwatch_cert_not_before_timestamp_seconds" + t + " * 1000", instant: true, table: true},
@@ -140,8 +142,8 @@ func target() dashboard {
 					{"id": "merge", "options": obj{}},
 					organize(map[string]string{"Value #B": "Not before", "Value #C": "Not after", "Value #D": "Time left",
 						"subject": "Subject", "issuer": "Issuer", "serial": "Serial", "dns_names": "DNS names", "uris": "URIs",
-						"key_algorithm": "Key", "key_bits": "Bits", "signature_algorithm": "Signature", "is_ca": "CA", "index": "Position"},
-						[]string{"key", "index", "subject", "issuer", "Value #B", "Value #C", "Value #D", "dns_names", "ip_addresses", "uris",
+						"key_algorithm": "Key", "key_bits": "Bits", "signature_algorithm": "Signature", "is_ca": "CA", "index": "Position", "role": "Role"},
+						[]string{"key", "index", "role", "subject", "issuer", "Value #B", "Value #C", "Value #D", "dns_names", "ip_addresses", "uris",
 							"key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed", "serial", "fingerprint_sha256"},
 						"Value #A", "source", "target", "subject_cn", "issuer_cn", "email_addresses"),
 				},
@@ -157,7 +159,7 @@ func target() dashboard {
 				queries:     []query{{expr: "certwatch_tls_handshake_duration_seconds" + t, legend: "{{target}}"}}},
 			{kind: "timeseries", title: "Time to expiry per certificate", unit: "s", w: 8, h: 8,
 				description: "A renewal shows as a jump up.",
-				queries:     []query{{expr: "certwatch_cert_not_after_timestamp_seconds" + t + " - time()", legend: "{{key}} #{{index}} {{subject_cn}}"}}},
+				queries:     []query{{expr: "certwatch_cert_not_after_timestamp_seconds" + t + " - time()", legend: "{{key}} #{{index}} {{role}} {{subject_cn}}"}}},
 		},
 	}
 }
