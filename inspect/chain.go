@@ -189,6 +189,15 @@ type leafJudgement struct {
 // intermediates, and finds out why when that fails.
 func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time) leafJudgement {
 	leaf := pl.certs[l]
+	if path := pl.path(l, p, now); anyUnparsed(path) {
+		// crypto/x509 could not parse a certificate of the path: no client
+		// gets further. Its dates were read, and come first.
+		if r, d := timeProblem(path, now); r != ReasonOK {
+			return leafJudgement{reason: r, detail: d, path: path}
+		}
+		r, d := unparsedReason(path)
+		return leafJudgement{reason: r, detail: d, path: path}
+	}
 	others := make([]*x509.Certificate, 0, len(pl.certs)-1)
 	for j, c := range pl.certs {
 		if j != l {
@@ -302,7 +311,7 @@ func classify(err error, path []*x509.Certificate, presented map[*x509.Certifica
 			}
 		}
 		for _, c := range path {
-			if hasWeakSignature(c) && !IsSelfSigned(c) {
+			if hasWeakSignature(c) && !FactsOf(c).SelfSigned {
 				return ReasonWeakSignature, fmt.Sprintf("%q is signed with %s: %s", c.Subject.CommonName, c.SignatureAlgorithm, detail)
 			}
 		}
@@ -331,7 +340,7 @@ func (pl *place) path(l int, p source.VerifyParams, now time.Time) []*x509.Certi
 	onPath := map[*x509.Certificate]bool{pl.certs[l]: true}
 	for len(path) < 16 {
 		c := path[len(path)-1]
-		if IsSelfSigned(c) {
+		if FactsOf(c).SelfSigned {
 			break
 		}
 		var candidates []*x509.Certificate
@@ -470,9 +479,40 @@ func judgeAnchors(certs []*x509.Certificate, now time.Time) (Reason, string) {
 	if r, d := timeProblem(certs, now); r != ReasonOK {
 		return r, d
 	}
+	if anyUnparsed(certs) {
+		return unparsedReason(certs)
+	}
 	for _, c := range certs {
 		if hasWeakKey(c) {
 			return ReasonWeakKey, weakKeyDetail(c)
+		}
+	}
+	return ReasonOK, ""
+}
+
+func anyUnparsed(certs []*x509.Certificate) bool {
+	for _, c := range certs {
+		if source.ParseFailure(c) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// unparsedReason says why a client refuses a certificate crypto/x509
+// could not parse: a key it cannot use is a weak key (a P-192 curve, say),
+// anything else (a negative serial number, a malformed name) is invalid.
+func unparsedReason(certs []*x509.Certificate) (Reason, string) {
+	for _, c := range certs {
+		if err := source.ParseFailure(c); err != nil {
+			name := c.Subject.CommonName
+			if name == "" {
+				name = "serial " + SerialHex(c)
+			}
+			if c.PublicKey == nil {
+				return ReasonWeakKey, fmt.Sprintf("%q has a %s key that crypto/x509 cannot use: %v", name, c.PublicKeyAlgorithm, err)
+			}
+			return ReasonInvalid, fmt.Sprintf("%q cannot be parsed by crypto/x509, so clients built on it refuse it: %v", name, err)
 		}
 	}
 	return ReasonOK, ""

@@ -61,14 +61,14 @@ func factsOf(c *x509.Certificate, fp [32]byte) Facts {
 	f := Facts{
 		NotBefore:          c.NotBefore,
 		NotAfter:           c.NotAfter,
-		SubjectCN:          c.Subject.CommonName,
-		IssuerCN:           intern(c.Issuer.CommonName),
-		Subject:            c.Subject.String(),
-		Issuer:             intern(c.Issuer.String()),
-		Serial:             SerialHex(c),
+		SubjectCN:          limitString(c.Subject.CommonName, MaxNameBytes),
+		IssuerCN:           intern(limitString(c.Issuer.CommonName, MaxNameBytes)),
+		Subject:            limitString(c.Subject.String(), MaxInfoBytes),
+		Issuer:             intern(limitString(c.Issuer.String(), MaxInfoBytes)),
+		Serial:             limitString(SerialHex(c), MaxInfoBytes),
 		FingerprintSHA256:  hex.EncodeToString(fp[:]),
-		DNSNames:           c.DNSNames,
-		EmailAddresses:     c.EmailAddresses,
+		DNSNames:           limitList(c.DNSNames, MaxInfoBytes),
+		EmailAddresses:     limitList(c.EmailAddresses, MaxInfoBytes),
 		SignatureAlgorithm: c.SignatureAlgorithm.String(),
 		IsCA:               c.IsCA,
 		SelfSigned:         IsSelfSigned(c),
@@ -79,6 +79,7 @@ func factsOf(c *x509.Certificate, fp [32]byte) Facts {
 	for _, u := range c.URIs {
 		f.URIs = append(f.URIs, u.String())
 	}
+	f.IPAddresses, f.URIs = limitList(f.IPAddresses, MaxInfoBytes), limitList(f.URIs, MaxInfoBytes)
 	f.KeyAlgorithm, f.KeyBits = KeyInfo(c)
 	return f
 }
@@ -221,8 +222,11 @@ func hasWeakSignature(c *x509.Certificate) bool {
 }
 
 // hasWeakKey reports keys too small to be trusted: RSA under 2048 bits, ECDSA
-// under 256 bits, and any DSA key.
+// under 256 bits, any DSA key, and keys crypto/x509 cannot use.
 func hasWeakKey(c *x509.Certificate) bool {
+	if c.PublicKey == nil { // a key crypto/x509 does not support at all
+		return true
+	}
 	alg, bits := KeyInfo(c)
 	switch alg {
 	case "RSA":

@@ -31,7 +31,9 @@ func parseCertificate(der []byte, owned bool) (*x509.Certificate, error) {
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		if c = partialCertificate(der, err); c == nil {
+			return nil, err
+		}
 	}
 	return certificates.Put(fp, c), nil
 }
