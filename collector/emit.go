@@ -45,7 +45,7 @@ const (
 	helpHandshake      = "Duration of the TLS handshake with the endpoint, in seconds."
 	helpCollectorTime  = "Duration of the collector's part of this scrape, in seconds."
 	helpCollectorOK    = "Whether the collector finished within the scrape (1) or failed or was cut short (0)."
-	maxLabelValueBytes = 1024
+	maxLabelValueBytes = inspect.MaxInfoBytes // the longest value a certificate puts in a label (cut by inspect.FactsOf)
 )
 
 var (
@@ -480,26 +480,16 @@ func boolValue(b bool) float64 {
 func appendInfoValues(out, certValues []string, f *inspect.Facts) []string {
 	out = append(out, certValues...)
 	return append(out,
-		validUTF8(f.Serial), validUTF8(f.FingerprintSHA256), validUTF8(limit(f.Subject)), validUTF8(limit(f.Issuer)),
-		validUTF8(joinLimited(f.DNSNames)), validUTF8(joinLimited(f.IPAddresses)), validUTF8(joinLimited(f.URIs)),
-		validUTF8(joinLimited(f.EmailAddresses)), validUTF8(f.KeyAlgorithm), strconv.Itoa(f.KeyBits),
+		validUTF8(f.Serial), validUTF8(f.FingerprintSHA256), validUTF8(f.Subject), validUTF8(f.Issuer),
+		validUTF8(joinValues(f.DNSNames)), validUTF8(joinValues(f.IPAddresses)), validUTF8(joinValues(f.URIs)),
+		validUTF8(joinValues(f.EmailAddresses)), validUTF8(f.KeyAlgorithm), strconv.Itoa(f.KeyBits),
 		validUTF8(f.SignatureAlgorithm), strconv.FormatBool(f.IsCA), strconv.FormatBool(f.SelfSigned))
 }
 
-// joinLimited joins values with commas and bounds the result: a certificate
-// with hundreds of SANs must not make a series of many kilobytes.
-func joinLimited(values []string) string { return limit(strings.Join(values, ",")) }
-
-func limit(s string) string {
-	if len(s) <= maxLabelValueBytes {
-		return s
-	}
-	cut := maxLabelValueBytes
-	for cut > 0 && s[cut]&0xc0 == 0x80 { // do not split a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "..."
-}
+// joinValues joins a list fact with commas. inspect.FactsOf has bounded the
+// result (inspect.MaxInfoBytes), as it has every string fact: both
+// exposition paths write the same, already cut, values.
+func joinValues(values []string) string { return strings.Join(values, ",") }
 
 // roleOf is the role label of a place's i-th certificate.
 func roleOf(v inspect.Verdict, i int) string {
