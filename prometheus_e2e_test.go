@@ -110,6 +110,13 @@ func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
 	weak := testpki.New(t, nil, testpki.Options{CommonName: "old weak root", IsCA: true, KeyType: "rsa1024"})
 	writeFile(t, filepath.Join(dir, "files", "weak.pem"), testpki.PEM(weak))
 	writeFile(t, filepath.Join(dir, "files", "service.pem"), testpki.PEM(healthy.Leaf, inter))
+	// A trust store's expired root (role="anchor") pages nobody; an expired
+	// leaf stored after its intermediate does.
+	expiredRoot := testpki.New(t, nil, testpki.Options{CommonName: "expired trust store root", IsCA: true,
+		NotBefore: now.Add(-3650 * day), NotAfter: now.Add(-day)})
+	writeFile(t, filepath.Join(dir, "files", "trust-store-root.pem"), testpki.PEM(expiredRoot))
+	writeFile(t, filepath.Join(dir, "files", "reversed.pem"),
+		testpki.PEM(inter, leaf(testpki.Options{NotBefore: now.Add(-90 * day), NotAfter: now.Add(-time.Hour)})))
 
 	var targets []string
 	names := map[string]string{} // address -> fixture name
@@ -232,7 +239,7 @@ scrape_configs:
 
 	t.Run("every alert expression returns exactly its fixtures", func(t *testing.T) {
 		want := map[string][]string{
-			"CertwatchCertificateExpired":          {"expired"},
+			"CertwatchCertificateExpired":          {"expired", "files/reversed.pem"},
 			"CertwatchCertificateExpiringSoon":     {"soon"},
 			"CertwatchCertificateExpiring":         {"expiring", "soon"},
 			"CertwatchCertificateRenewalOverdue":   {"expiring", "soon"},
