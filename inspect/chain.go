@@ -111,13 +111,23 @@ func newPlace(certs []*x509.Certificate) *place {
 	}
 	pl.issued = make([]bool, len(pl.certs))
 	for i, c := range pl.certs {
-		for _, j := range pl.bySubject[string(c.RawIssuer)] {
+		for _, j := range pl.issuersNamed(c.RawIssuer) {
 			if j != i && linked(pl.certs[j], c) {
 				pl.issued[j] = true
 			}
 		}
 	}
 	return pl
+}
+
+// maxSameSubject bounds the certificates of one subject name considered as
+// issuers: a CA has a few (renewals, cross-signs); a hostile file with
+// thousands sharing one name must not cost a signature check per pair.
+const maxSameSubject = 16
+
+func (pl *place) issuersNamed(name []byte) []int {
+	js := pl.bySubject[string(name)]
+	return js[:min(len(js), maxSameSubject)]
 }
 
 // isBundle reports whether the place is a bundle of trust anchors.
@@ -344,7 +354,7 @@ func (pl *place) path(l int, p source.VerifyParams, now time.Time) []*x509.Certi
 			break
 		}
 		var candidates []*x509.Certificate
-		for _, j := range pl.bySubject[string(c.RawIssuer)] {
+		for _, j := range pl.issuersNamed(c.RawIssuer) {
 			candidates = append(candidates, pl.certs[j])
 		}
 		for _, set := range [][]*x509.Certificate{p.Extra, p.Anchors} {
