@@ -240,7 +240,7 @@ modules:
     tls:
       ca_file: ca.pem
       server_name: localhost
-    probe_allow: ["localhost:%s"]
+    probe_allow: ["localhost:%[1]s", "127.0.0.1/32:%[1]s", "[::1]:%[1]s"] # localhost is loopback: denied unless named
 endpoints:
   - targets: ["%s", "%s", "%s"]
     module: internal
@@ -579,5 +579,39 @@ func TestKubernetesWithoutClusterFailsAtStart(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatal("certwatch kept running without a usable cluster configuration")
+	}
+}
+
+// TestProbeRefusals: /probe refuses with 403, before any connection, a
+// target no rule admits ("not allowed") and a name that resolves to a
+// loopback address no rule names ("address denied"); the body says which,
+// and nothing about the port.
+func TestProbeRefusals(t *testing.T) {
+	bin := buildBinary(t)
+	chain := testpki.NewChain(t, testpki.Options{})
+	addr := tlsServer(t, testpki.TLSCertificate(chain.Leaf, chain.Intermediate))
+	port := addr[strings.LastIndex(addr, ":")+1:]
+	configPath := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, configPath, []byte(fmt.Sprintf(`modules:
+  names: {probe_allow: ["localhost:*"]}
+  named: {probe_allow: ["localhost:*", "127.0.0.1/32:%s", "[::1]:%s"]}
+`, port, port)))
+	p := startExporter(t, bin, configPath)
+	for _, tc := range []struct {
+		query, body string
+		code        int
+	}{
+		{"module=names&target=localhost:" + port, "address denied: ", http.StatusForbidden},
+		{"module=names&target=127.0.0.1:" + port, "not allowed: ", http.StatusForbidden},
+		{"module=names&target=example.com:443", "not allowed: ", http.StatusForbidden},
+		{"module=named&target=localhost:" + port, "certwatch_target_success", http.StatusOK},
+	} {
+		code, body := p.get(t, "/probe?"+tc.query, nil)
+		if code != tc.code || !strings.HasPrefix(string(body), tc.body) && !strings.Contains(string(body), tc.body) {
+			t.Errorf("/probe?%s: %d %q, want %d and %q", tc.query, code, body, tc.code, tc.body)
+		}
+		if code == http.StatusForbidden && (strings.Contains(string(body), "connect") || strings.Contains(string(body), "refused")) {
+			t.Errorf("/probe?%s: the refusal talks about a connection: %q", tc.query, body)
+		}
 	}
 }

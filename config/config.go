@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/certwatch/certwatch/config/probeallow"
 	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 )
@@ -95,8 +96,9 @@ type Module struct {
 	ProxyURL            string `yaml:"proxy_url"`
 	PreferredIPProtocol string `yaml:"preferred_ip_protocol"` // "ip4", "ip6" or "" for the resolver's order
 	IPProtocolFallback  *bool  `yaml:"ip_protocol_fallback"`
-	// ProbeAllow lists host:port glob patterns /probe may reach with this
-	// module, beyond the endpoints configured with it.
+	// ProbeAllow lists the rules (address ranges, name patterns, ports; see
+	// package probeallow) of what /probe may reach with this module, beyond
+	// the endpoints configured with it.
 	ProbeAllow []string `yaml:"probe_allow"`
 	// MinProbeInterval protects fragile targets: a probe result younger than
 	// this is reused instead of connecting again. 0 probes on every scrape
@@ -461,8 +463,8 @@ func (c *Config) validate(root *yaml.Node) error {
 			}
 		}
 		for i, p := range m.ProbeAllow {
-			if _, err := doublestar.Match(p, "x"); err != nil {
-				fail(append(at, "probe_allow", i), "invalid pattern %q: %v", p, err)
+			if _, err := probeallow.Parse(p); err != nil {
+				fail(append(at, "probe_allow", i), "invalid rule: %v", err)
 			}
 		}
 	}

@@ -34,10 +34,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/certwatch/certwatch/config"
+	"github.com/certwatch/certwatch/config/probeallow"
 	"github.com/certwatch/certwatch/internal/kubetest"
 	"github.com/certwatch/certwatch/internal/testpki"
 )
@@ -779,7 +779,9 @@ func probeAllowed(cfg *config.Config, module string, m config.Module, target str
 		}
 	}
 	for _, p := range m.ProbeAllow {
-		if ok, _ := doublestar.Match(p, target); ok {
+		// The rule as written; what a name resolves to is checked by
+		// certwatch at probe time, not knowable here.
+		if r, err := probeallow.Parse(p); err == nil && r.Match(target) {
 			return true
 		}
 	}

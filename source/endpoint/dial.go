@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -15,49 +16,91 @@ import (
 )
 
 // dial opens the TCP connection to target, through the module's proxy when
-// it has one, honouring its IP family preference.
-func (m *module) dial(ctx context.Context, target string) (net.Conn, error) {
+// it has one. Otherwise it resolves the name once (or uses the addresses it
+// was admitted with), refuses denied addresses when the route is guarded,
+// and dials the addresses themselves, of the preferred IP family first: the
+// name is never looked up again between the check and the connection.
+func (m *module) dial(ctx context.Context, target string, rt route) (net.Conn, error) {
 	if m.proxy != nil {
-		return m.dialProxy(ctx, target)
+		return m.dialProxy(ctx, target) // the proxy resolves the name
 	}
 	host, port, _ := net.SplitHostPort(target)
-	addr := target
-	if !isIP(host) && m.cfg.PreferredIPProtocol != "" {
-		ip, err := resolve(ctx, host, m.cfg.PreferredIPProtocol, *m.cfg.IPProtocolFallback)
-		if err != nil {
+	addrs := rt.addrs
+	if addrs == nil {
+		var err error
+		if addrs, err = m.lookup(ctx, host); err != nil {
 			return nil, err
 		}
-		addr = net.JoinHostPort(ip.String(), port)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	if rt.guarded {
+		if err := m.access.checkAddrs(target, m.name, rt.port, addrs); err != nil {
+			return nil, source.WithClass(source.ClassConfig, err)
+		}
+	}
+	if !isIP(host) && m.cfg.PreferredIPProtocol != "" {
+		var err error
+		if addrs, err = preferFamily(addrs, host, m.cfg.PreferredIPProtocol, *m.cfg.IPProtocolFallback); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := m.dialAddrs(ctx, addrs, port)
 	if err != nil {
-		return nil, source.WithClass(inferClass(err, source.ClassRefused), fmt.Errorf("connecting to %s: %w", addr, err))
+		return nil, source.WithClass(inferClass(err, source.ClassRefused), fmt.Errorf("connecting to %s: %w", target, err))
 	}
 	return conn, nil
 }
 
-// resolve picks an address of the preferred family, or of the other family
-// when fallback is allowed.
-func resolve(ctx context.Context, host, preferred string, fallback bool) (net.IP, error) {
-	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-	if err != nil {
-		return nil, source.WithClass(inferClass(err, source.ClassDNS), fmt.Errorf("resolving %s: %w", host, err))
-	}
-	var other net.IP
+// preferFamily puts the addresses of the preferred family first and keeps
+// the others only when fallback is allowed.
+func preferFamily(addrs []netip.Addr, host, preferred string, fallback bool) ([]netip.Addr, error) {
+	var first, other []netip.Addr
 	for _, a := range addrs {
-		is4 := a.IP.To4() != nil
-		if (preferred == "ip4") == is4 {
-			return a.IP, nil
-		}
-		if other == nil {
-			other = a.IP
+		if a.Is4() == (preferred == "ip4") {
+			first = append(first, a)
+		} else {
+			other = append(other, a)
 		}
 	}
-	if fallback && other != nil {
-		return other, nil
+	if fallback {
+		first = append(first, other...)
 	}
-	return nil, source.Errorf(source.ClassDNS, "resolving %s: no %s address", host, preferred)
+	if len(first) == 0 {
+		return nil, source.Errorf(source.ClassDNS, "resolving %s: no %s address", host, preferred)
+	}
+	return first, nil
+}
+
+// minAttempt is the least time one address is given while others remain,
+// as net.Dialer gives it.
+const minAttempt = 2 * time.Second
+
+// dialAddrs tries addrs in order until one connects. While others remain,
+// an address gets an equal share of the time left (at least minAttempt), so
+// one that does not answer cannot take it all. The first error is returned.
+func (m *module) dialAddrs(ctx context.Context, addrs []netip.Addr, port string) (net.Conn, error) {
+	var first error
+	for i, a := range addrs {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && i < len(addrs)-1 {
+			share := time.Until(dl) / time.Duration(len(addrs)-i)
+			if share < minAttempt {
+				share = minAttempt
+			}
+			actx, cancel = context.WithTimeout(ctx, share)
+		}
+		conn, err := m.access.dial(actx, "tcp", net.JoinHostPort(a.String(), port))
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
 }
 
 // dialProxy opens a tunnel with HTTP CONNECT.
@@ -70,8 +113,7 @@ func (m *module) dialProxy(ctx context.Context, target string) (net.Conn, error)
 			proxyAddr = net.JoinHostPort(m.proxy.Hostname(), "80")
 		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", proxyAddr)
+	conn, err := m.access.dial(ctx, "tcp", proxyAddr)
 	if err != nil {
 		class := inferClass(err, source.ClassProxy)
 		if class != source.ClassTimeout {

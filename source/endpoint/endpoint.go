@@ -16,14 +16,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bmatcuk/doublestar/v4"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
@@ -41,6 +40,9 @@ type Prober struct {
 	mu      sync.Mutex
 	calls   map[string]*call   // probes running, by module and target
 	results *memo[probeResult] // by module and target, kept for min_probe_interval (bounded, see memo)
+	// admitted holds the checked addresses of names /probe admitted, by
+	// module and target, for the probe that follows (allow.go).
+	admitted *memo[[]netip.Addr]
 }
 
 type configured struct {
@@ -58,6 +60,7 @@ type module struct {
 	extra      []*x509.Certificate // intermediates in the CA file
 	proxy      *url.URL
 	clientCert *clientCertLoader
+	access     access                       // probe_allow rules, resolver, dialer (allow.go)
 	configured map[string]map[string]string // targets configured with this module and their labels, for /probe
 }
 
@@ -66,11 +69,12 @@ type module struct {
 // unreadable since, the probes that need it report a config error.
 func New(cfg *config.Config, logger *slog.Logger) *Prober {
 	p := &Prober{
-		logger:  logger,
-		modules: map[string]*module{},
-		sem:     make(chan struct{}, cfg.Global.ProbeConcurrency),
-		results: newMemo[probeResult](maxRemembered),
-		calls:   map[string]*call{},
+		logger:   logger,
+		modules:  map[string]*module{},
+		sem:      make(chan struct{}, cfg.Global.ProbeConcurrency),
+		results:  newMemo[probeResult](maxRemembered),
+		admitted: newMemo[[]netip.Addr](maxRemembered),
+		calls:    map[string]*call{},
 	}
 	for name, mc := range cfg.Modules {
 		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion], rootsID: "system", configured: map[string]map[string]string{}}
@@ -90,6 +94,7 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 		if mc.TLS.CertFile != "" {
 			m.clientCert = &clientCertLoader{certFile: mc.TLS.CertFile, keyFile: mc.TLS.KeyFile}
 		}
+		m.access = newAccess(mc)
 		p.modules[name] = m
 	}
 	for _, g := range cfg.Endpoints {
@@ -149,43 +154,23 @@ func (p *Prober) CollectAll(ctx context.Context) []source.Finding {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			findings[i] = p.probe(ctx, e.target, p.modules[e.module], e.labels)
+			findings[i] = p.probe(ctx, e.target, p.modules[e.module], e.labels, route{})
 		}()
 	}
 	wg.Wait()
 	return findings
 }
 
-// Allowed reports whether /probe may reach target with the named module:
-// targets configured with that module and targets matching its probe_allow
-// patterns. Anything else would let a caller use certwatch to scan the
-// network.
-func (p *Prober) Allowed(target, moduleName string) error {
-	m, ok := p.modules[moduleName]
-	if !ok {
-		return fmt.Errorf("unknown module %q", moduleName)
-	}
-	if err := config.ValidateTarget(target); err != nil {
-		return err
-	}
-	if _, ok := m.configured[target]; ok {
-		return nil
-	}
-	for _, pattern := range m.cfg.ProbeAllow {
-		if ok, _ := doublestar.Match(pattern, target); ok {
-			return nil
-		}
-	}
-	return fmt.Errorf("target %q is neither configured with module %q nor matched by its probe_allow patterns", target, moduleName)
-}
-
-// Probe probes one target with the named module, for /probe. Call Allowed first.
+// Probe probes one target with the named module, for /probe. Call Allowed
+// first: Probe refuses nothing by rule, but it dials a name admitted by a
+// probe_allow name rule only at the addresses Allowed checked (or, once
+// those are stale, at addresses it checks again).
 func (p *Prober) Probe(ctx context.Context, target, moduleName string) source.Finding {
 	m := p.modules[moduleName]
-	return p.probe(ctx, target, m, m.configured[target])
+	return p.probe(ctx, target, m, m.configured[target], p.routeFor(m, target))
 }
 
-func (p *Prober) probe(ctx context.Context, target string, m *module, labels map[string]string) source.Finding {
+func (p *Prober) probe(ctx context.Context, target string, m *module, labels map[string]string, rt route) source.Finding {
 	f := source.Finding{Place: source.Place{Source: source.KindEndpoint, Target: target, Labels: labels}}
 	host, _, _ := net.SplitHostPort(target)
 	serverName := m.cfg.TLS.ServerName
@@ -198,7 +183,7 @@ func (p *Prober) probe(ctx context.Context, target string, m *module, labels map
 	if r, ok := p.recent(key, m); ok {
 		return r.fill(f)
 	}
-	c := p.join(ctx, key, target, serverName, m)
+	c := p.join(ctx, key, target, serverName, m, rt)
 	select {
 	case <-c.done:
 		return c.res.fill(f)
@@ -225,7 +210,7 @@ type call struct {
 	slot    atomic.Bool // set once the probe holds a probe slot
 }
 
-func (p *Prober) join(ctx context.Context, key, target, serverName string, m *module) *call {
+func (p *Prober) join(ctx context.Context, key, target, serverName string, m *module, rt route) *call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.calls[key]; ok {
@@ -236,7 +221,7 @@ func (p *Prober) join(ctx context.Context, key, target, serverName string, m *mo
 	c := &call{done: make(chan struct{}), waiters: 1, cancel: cancel}
 	p.calls[key] = c
 	go func() {
-		c.res = p.run(pctx, target, serverName, m, &c.slot)
+		c.res = p.run(pctx, target, serverName, m, rt, &c.slot)
 		abandoned := errors.Is(pctx.Err(), context.Canceled) // every scrape gave up on it
 		cancel()
 		if c.res.err != nil && !abandoned {
@@ -295,7 +280,7 @@ func (p *Prober) recent(key string, m *module) (probeResult, bool) {
 }
 
 // run waits for a probe slot and probes.
-func (p *Prober) run(ctx context.Context, target, serverName string, m *module, slot *atomic.Bool) probeResult {
+func (p *Prober) run(ctx context.Context, target, serverName string, m *module, rt route, slot *atomic.Bool) probeResult {
 	r := probeResult{at: time.Now()}
 	select {
 	case p.sem <- struct{}{}:
@@ -309,7 +294,7 @@ func (p *Prober) run(ctx context.Context, target, serverName string, m *module, 
 		r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
 		return r
 	}
-	state, err := m.handshake(ctx, target, serverName)
+	state, err := m.handshake(ctx, target, serverName, rt)
 	if err != nil {
 		r.err = err
 		return r
@@ -330,8 +315,8 @@ type handshakeResult struct {
 
 // handshake connects, runs STARTTLS if the module asks for it, and completes
 // a full TLS handshake (no session resumption: we need the whole chain).
-func (m *module) handshake(ctx context.Context, target, serverName string) (*handshakeResult, error) {
-	conn, err := m.dial(ctx, target)
+func (m *module) handshake(ctx context.Context, target, serverName string, rt route) (*handshakeResult, error) {
+	conn, err := m.dial(ctx, target, rt)
 	if err != nil {
 		return nil, err
 	}

@@ -882,60 +882,6 @@ func TestCollectAllDeadline(t *testing.T) {
 	})
 }
 
-// TestAllowed: /probe may reach configured targets with their module and
-// targets matching the module's probe_allow globs, nothing else.
-func TestAllowed(t *testing.T) {
-	t.Parallel()
-	yaml := `
-modules:
-  internal:
-    probe_allow: ["*.internal.example:443", "10.0.0.*:*", "{db,cache}.example.org:5432", "[[]2001:db8::1]:443"]
-  strict: {}
-endpoints:
-  - targets: ["configured.example.com:443", "[2001:db8::7]:8443"]
-    module: internal
-  - targets: ["strict.example.com:636"]
-    module: strict
-`
-	p := epProber(t, yaml)
-	cases := []struct {
-		target, module string
-		ok             bool
-	}{
-		{"configured.example.com:443", "internal", true},
-		{"[2001:db8::7]:8443", "internal", true},
-		{"strict.example.com:636", "strict", true},
-		{"strict.example.com:636", "internal", false}, // configured, but with another module
-		{"configured.example.com:443", "strict", false},
-		{"configured.example.com:8443", "internal", false}, // other port
-		{"web.internal.example:443", "internal", true},
-		{"web.internal.example:444", "internal", false},
-		{"internal.example:443", "internal", false},
-		{"web.internal.example.evil.com:443", "internal", false},
-		{"10.0.0.9:8443", "internal", true},
-		{"10.0.1.9:8443", "internal", false},
-		{"db.example.org:5432", "internal", true},
-		{"cache.example.org:5432", "internal", true},
-		{"queue.example.org:5432", "internal", false},
-		{"[2001:db8::1]:443", "internal", true},
-		{"web.internal.example:443", "strict", false}, // probe_allow is per module
-		{"configured.example.com:443", "nosuchmodule", false},
-		{"configured.example.com:443", "default", false},   // the implicit default module allows nothing
-		{"configured.example.com", "internal", false},      // no port
-		{"configured.example.com:http", "internal", false}, // port not numeric
-		{":443", "internal", false},
-	}
-	for _, tc := range cases {
-		err := p.Allowed(tc.target, tc.module)
-		if (err == nil) != tc.ok {
-			t.Errorf("Allowed(%q, %q) = %v, want allowed=%t", tc.target, tc.module, err, tc.ok)
-		}
-	}
-	if err := p.Allowed("x:1", "nosuchmodule"); err == nil || !strings.Contains(err.Error(), "unknown module") {
-		t.Errorf("unknown module: %v", err)
-	}
-}
-
 // TestGoroutinesAfterHostileServers runs the hostile cases (hung servers, a
 // hung proxy, endless STARTTLS lines, oversized chains, cancelled probes)
 // and checks that every goroutine they started ends. It is not parallel:
