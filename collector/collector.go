@@ -244,37 +244,102 @@ type sourceResult struct {
 	findings []source.Finding
 	ok       bool
 	took     time.Duration
+	// skippedFiles counts, per file group (in configuration order), the
+	// files that walks and globs skipped; files source only.
+	skippedFiles []int
+}
+
+// sourceRun is one source's part of a scrape: it fills findings, and the
+// counts only its source has.
+type sourceRun struct {
+	name string
+	run  func(context.Context) sourceResult
 }
 
 // runSources runs every source concurrently within ctx.
 func (e *Exporter) runSources(ctx context.Context, sources *Sources) []sourceResult {
-	type run struct {
-		name string
-		run  func(context.Context) []source.Finding
-	}
-	runs := []run{
-		{source.KindEndpoint, sources.Endpoints.CollectAll},
-		{source.KindFile, sources.Files.Collect},
+	runs := []sourceRun{
+		{source.KindEndpoint, func(ctx context.Context) sourceResult {
+			return sourceResult{findings: sources.Endpoints.CollectAll(ctx)}
+		}},
+		{source.KindFile, func(ctx context.Context) sourceResult {
+			findings, skipped := sources.Files.CollectCounted(ctx)
+			return sourceResult{findings: findings, skippedFiles: skipped}
+		}},
 	}
 	if sources.Kubernetes != nil {
-		runs = append(runs, run{collectorKubernetes, sources.Kubernetes.Collect})
+		runs = append(runs, sourceRun{collectorKubernetes, func(ctx context.Context) sourceResult {
+			return sourceResult{findings: sources.Kubernetes.Collect(ctx)}
+		}})
 	}
-	results := make([]sourceResult, len(runs))
-	var wg sync.WaitGroup
+	return e.runAll(ctx, runs)
+}
+
+// runAll runs sources concurrently and returns by ctx's deadline whatever
+// happens. Sources see a deadline a little earlier (sourceMargin), so that
+// each can build its answer from what it has by then. A source still
+// running at the deadline is answered without (ok false, no findings) and
+// left to end in the background: it sends its result into a buffered
+// channel nobody reads any more, never into the results being answered.
+func (e *Exporter) runAll(ctx context.Context, runs []sourceRun) []sourceResult {
+	sourceCtx, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		sourceCtx, cancel = context.WithDeadline(ctx, deadline.Add(-sourceMargin(time.Until(deadline))))
+	}
+	defer cancel()
+	type done struct {
+		i      int
+		result sourceResult
+	}
+	finished := make(chan done, len(runs))
+	start := time.Now()
 	for i, r := range runs {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			start := time.Now()
-			findings, ok := e.guard(r.name, func() []source.Finding { return r.run(ctx) })
-			if ctx.Err() != nil {
+			var res sourceResult
+			findings, ok := e.guard(r.name, func() []source.Finding {
+				res = r.run(sourceCtx)
+				return res.findings
+			})
+			if sourceCtx.Err() != nil {
 				ok = false // cut short by the scrape deadline
 			}
-			results[i] = sourceResult{name: r.name, findings: findings, ok: ok, took: time.Since(start)}
+			res.name, res.findings, res.ok, res.took = r.name, findings, ok, time.Since(start)
+			finished <- done{i, res}
 		}()
 	}
-	wg.Wait()
+	results := make([]sourceResult, len(runs))
+	got := make([]bool, len(runs))
+	take := func(d done) { results[d.i], got[d.i] = d.result, true }
+	for range runs {
+		select {
+		case d := <-finished:
+			take(d)
+			continue
+		case <-ctx.Done():
+		}
+		for drained := false; !drained; { // results that arrived with the deadline still count
+			select {
+			case d := <-finished:
+				take(d)
+			default:
+				drained = true
+			}
+		}
+		for i, r := range runs {
+			if !got[i] {
+				e.logger.Warn("Collector did not return by the scrape deadline; answering without it", "collector", r.name)
+				results[i] = sourceResult{name: r.name, took: time.Since(start)}
+			}
+		}
+		break
+	}
 	return results
+}
+
+// sourceMargin is how much earlier than the scrape's deadline the sources'
+// deadline is: a tenth of the time left, between 10ms and 250ms.
+func sourceMargin(left time.Duration) time.Duration {
+	return min(max(left/10, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // Ready reports whether the sources can serve complete answers: the

@@ -14,7 +14,6 @@ package files
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,14 +77,11 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 			g.walkKeys = append(g.walkKeys, p+"\x00"+strings.Join(gc.Exclude, "\x00"))
 		}
 		if gc.CAFile != "" {
-			data, err := os.ReadFile(gc.CAFile)
+			ca, err := source.LoadCAFile(gc.CAFile)
 			if err != nil {
 				g.loadErr = source.WithClass(source.ClassConfig, fmt.Errorf("reading ca_file %s: %w", gc.CAFile, err))
 			} else {
-				pool := x509.NewCertPool()
-				pool.AppendCertsFromPEM(data)
-				sum := sha256.Sum256(data)
-				g.verify.Roots, g.verify.RootsID = pool, hex.EncodeToString(sum[:])
+				g.verify = ca.VerifyParams()
 			}
 		}
 		if gc.PasswordFile != "" {

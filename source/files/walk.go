@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -25,33 +24,68 @@ type problem struct {
 	err  error
 }
 
-// discover expands paths (files, directories, globs) into regular files,
-// minus those matching an exclude pattern. Symlinks are followed; a directory
-// reached twice (a symlink loop) is walked once. Sockets, FIFOs and devices
-// are never opened.
-func discover(paths, excludes []string) ([]foundFile, []problem) {
-	d := &discovery{excludes: excludes, seen: map[string]bool{}}
-	for _, p := range paths {
-		p = filepath.Clean(p)
-		if !hasMeta(p) {
-			d.explicitPath(p)
-			continue
-		}
-		base, depth := globBase(p)
-		d.walk(base, p, depth, map[[2]uint64]bool{})
-	}
-	sort.Slice(d.found, func(i, j int) bool { return d.found[i].path < d.found[j].path })
-	return d.found, d.problems
-}
-
+// discovery is what one configured path (a file, a directory or a glob)
+// expanded to: regular files sorted by path, and the paths that failed.
 type discovery struct {
-	excludes []string
 	found    []foundFile
 	problems []problem
-	seen     map[string]bool
 }
 
-func (d *discovery) excluded(path string) bool {
+// dirKey identifies a directory across routes (dev/inode where the platform
+// has them, the resolved path elsewhere).
+type dirKey struct {
+	dev, ino uint64
+	path     string
+}
+
+// discover expands paths (files, directories, globs) into regular files,
+// minus those matching an exclude pattern, each file once (explicit when any
+// path names it directly).
+func discover(paths, excludes []string) ([]foundFile, []problem) {
+	var out discovery
+	index := map[string]int{}
+	for _, p := range paths {
+		d := discoverOne(p, excludes, nil)
+		out.problems = append(out.problems, d.problems...)
+		for _, f := range d.found {
+			if i, ok := index[f.path]; ok {
+				out.found[i].explicit = out.found[i].explicit || f.explicit
+				continue
+			}
+			index[f.path] = len(out.found)
+			out.found = append(out.found, f)
+		}
+	}
+	sort.Slice(out.found, func(i, j int) bool { return out.found[i].path < out.found[j].path })
+	return out.found, out.problems
+}
+
+// discoverOne expands one configured path. Symlinks are followed; a
+// directory reached twice (a symlink loop) is walked once. Sockets, FIFOs
+// and devices are never opened. beforeList, when set, runs before each
+// directory is listed (tests use it to make a listing slow).
+func discoverOne(p string, excludes []string, beforeList func(dir string)) discovery {
+	w := &walker{excludes: excludes, seen: map[string]bool{}, beforeList: beforeList}
+	p = filepath.Clean(p)
+	if !hasMeta(p) {
+		w.explicitPath(p)
+	} else {
+		base, depth := globBase(p)
+		w.walk(base, p, depth, map[dirKey]bool{})
+	}
+	sort.Slice(w.found, func(i, j int) bool { return w.found[i].path < w.found[j].path })
+	return discovery{found: w.found, problems: w.problems}
+}
+
+type walker struct {
+	excludes   []string
+	found      []foundFile
+	problems   []problem
+	seen       map[string]bool
+	beforeList func(dir string)
+}
+
+func (d *walker) excluded(path string) bool {
 	for _, ex := range d.excludes {
 		if ok, _ := doublestar.PathMatch(ex, path); ok {
 			return true
@@ -60,7 +94,7 @@ func (d *discovery) excluded(path string) bool {
 	return false
 }
 
-func (d *discovery) add(path string, explicit bool) {
+func (d *walker) add(path string, explicit bool) {
 	if d.seen[path] || d.excluded(path) {
 		return
 	}
@@ -68,14 +102,14 @@ func (d *discovery) add(path string, explicit bool) {
 	d.found = append(d.found, foundFile{path: path, explicit: explicit})
 }
 
-func (d *discovery) fail(path string, err error) {
+func (d *walker) fail(path string, err error) {
 	if d.excluded(path) {
 		return
 	}
 	d.problems = append(d.problems, problem{path: path, err: source.WithClass(source.Infer(err, source.ClassUnknown), err)})
 }
 
-func (d *discovery) explicitPath(p string) {
+func (d *walker) explicitPath(p string) {
 	st, err := os.Stat(p)
 	if err != nil {
 		d.fail(p, err)
@@ -85,7 +119,7 @@ func (d *discovery) explicitPath(p string) {
 	case st.Mode().IsRegular():
 		d.add(p, true)
 	case st.IsDir():
-		d.walk(p, "", -1, map[[2]uint64]bool{})
+		d.walk(p, "", -1, map[dirKey]bool{})
 	default:
 		d.fail(p, notRegular(p, st))
 	}
@@ -93,7 +127,8 @@ func (d *discovery) explicitPath(p string) {
 
 // walk visits dir recursively. When pattern is set only files matching it
 // are kept, and depth (when >= 0) bounds how deep the pattern can reach.
-func (d *discovery) walk(dir, pattern string, depth int, visited map[[2]uint64]bool) {
+// Paths are reported as walked (through symlinks, not their targets).
+func (d *walker) walk(dir, pattern string, depth int, visited map[dirKey]bool) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		if pattern != "" && errors.Is(err, fs.ErrNotExist) {
@@ -108,8 +143,7 @@ func (d *discovery) walk(dir, pattern string, depth int, visited map[[2]uint64]b
 		}
 		return
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		key := [2]uint64{uint64(sys.Dev), sys.Ino} //nolint:unconvert // Dev's type differs by platform
+	if key, ok := dirKeyOf(dir, st); ok {
 		if visited[key] {
 			return // reached again through a symlink: a loop, or a second route to a tree already walked
 		}
@@ -117,6 +151,9 @@ func (d *discovery) walk(dir, pattern string, depth int, visited map[[2]uint64]b
 	}
 	if d.excluded(dir) {
 		return
+	}
+	if d.beforeList != nil {
+		d.beforeList(dir)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
