@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -27,6 +28,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/shard"
+	"github.com/certwatch/certwatch/source/decode"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
 	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
@@ -82,8 +84,12 @@ func main() {
 	defer kube.Stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) error {
 		cfg.Shard = sh
+		// Set before the sources decode anything under the new configuration.
+		prevLimit := decode.MaxCertificates()
+		decode.SetMaxCertificates(cfg.Global.MaxCertificatesPerPlace)
 		kubeSource, err := kube.Apply(cfg.Kubernetes, sh)
 		if err != nil {
+			decode.SetMaxCertificates(prevLimit)
 			return err
 		}
 		exporter.Update(&collector.Sources{
@@ -94,7 +100,12 @@ func main() {
 		return nil
 	})
 	if err != nil {
-		logger.Error("Cannot start without a valid configuration", "err", err)
+		if errors.Is(err, config.ErrNoFile) {
+			logger.Error("Cannot start: the configuration file does not exist", "file", *configFile,
+				"hint", "name one with --config.file, e.g. --config.file=config.example.yml")
+		} else {
+			logger.Error("Cannot start without a valid configuration", "file", *configFile, "err", err)
+		}
 		os.Exit(1)
 	}
 
