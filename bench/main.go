@@ -13,6 +13,7 @@
 //	bench exposition -certs 10000               bytes and encoding time per series, by format
 //	bench kube       -secrets 10000             real kube-apiserver: sync time, memory per Secret, scrape
 //	bench growth     -scrapes 1000              hostile mix: heap and goroutines stay flat
+//	bench soak       -scrapes 1000              hostile servers/files/Secrets: answers in time, process flat
 //	bench report     -results DIR               the summary table of every figure run
 //
 // Each figure writes DIR/<figure>.json; report turns them into one table.
@@ -36,7 +37,7 @@ import (
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage: bench SUBCOMMAND [flags]
 
-figures:     files, endpoints, exposition, kube, growth
+figures:     files, endpoints, exposition, kube, growth, soak
 summary:     report
 internal:    files-one, kube-one, farm, tlsfloor (started by the figures)
 
@@ -59,6 +60,7 @@ func main() {
 		"kube":       runKube,
 		"kube-one":   runKubeOne,
 		"growth":     runGrowth,
+		"soak":       runSoak,
 		"report":     runReport,
 		"dump":       runDump,
 		"zoo":        runZoo,

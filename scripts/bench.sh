@@ -4,9 +4,11 @@
 # and PASS/FAIL against the targets, as one Markdown table.
 #
 #   scripts/bench.sh          full run: 1k/10k/100k files, 100/1,000 endpoints,
-#                             10,000 Secrets, 1,000 hostile scrapes (~20 min on 2 cores)
+#                             10,000 Secrets, 1,000 hostile scrapes (~20 min on 2 cores),
+#                             then the soak: 1,000 scrapes of the real binary against
+#                             hostile servers and files, 2 s apart at most (~25 min more)
 #   scripts/bench.sh quick    smaller sizes (~4 min): 1k/10k files, 100 endpoints,
-#                             1,000 Secrets, 200 hostile scrapes
+#                             1,000 Secrets, 200 hostile scrapes, 100 soak scrapes (~3 min more)
 #
 # Environment:
 #   CERTWATCH_BENCH_RUNS=5          repetitions of every timed measurement (medians reported)
@@ -25,9 +27,9 @@ cd "$(dirname "$0")/.."
 MODE="${1:-full}"
 case "$MODE" in
 full)
-	FILES=1000,10000,100000 ENDPOINTS=100,1000 SECRETS=10000 SCRAPES=1000 ;;
+	FILES=1000,10000,100000 ENDPOINTS=100,1000 SECRETS=10000 SCRAPES=1000 SOAK=1000 ;;
 quick)
-	FILES=1000,10000 ENDPOINTS=100 SECRETS=1000 SCRAPES=200 ;;
+	FILES=1000,10000 ENDPOINTS=100 SECRETS=1000 SCRAPES=200 SOAK=100 ;;
 *)
 	echo "usage: $0 [quick]" >&2
 	exit 2 ;;
@@ -73,6 +75,7 @@ else
 	figure kube -secrets "$SECRETS" "${COMMON[@]}"
 fi
 figure growth -scrapes "$SCRAPES" "${COMMON[@]}"
+figure soak -scrapes "$SOAK" -certwatch "$OUT/certwatch" "${COMMON[@]}"
 
 step "report ($MODE run, $RUNS runs per measurement, $((SECONDS - start)) s in all)"
 "$OUT/bench" report -results "$OUT" | tee "$OUT/report.md"

@@ -144,8 +144,13 @@ func (s *SlowRead) Confine(tb testing.TB, pid int) error {
 	return nil
 }
 
-// release lifts the throttle and empties and removes the cgroup. It may run
-// more than once.
+// Release lifts the throttle (reads waiting in the kernel finish at once),
+// moves the confined processes back to the root cgroup and removes the
+// cgroup. Call it before stopping a confined process: one waiting on a
+// throttled read cannot exit until the read completes. It may be called
+// more than once; the cleanups call it too.
+func (s *SlowRead) Release() { s.release() }
+
 func (s *SlowRead) release() {
 	if s.cgroup == "" {
 		return
