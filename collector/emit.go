@@ -107,11 +107,21 @@ func (em *emitter) collectorStatus(name string, ok bool, took time.Duration) {
 	em.gauge(nameCollectorOK, helpCollectorOK, []string{"collector"}, []string{name}, nil, boolValue(ok))
 }
 
+// The files source's skipped files, one series per file group: the group's
+// index in the configuration's files list keeps the label bounded.
+const (
+	nameFileSkipped = "certwatch_file_skipped_files"
+	helpFileSkipped = "Files found by walking a directory or a glob and skipped: no certificate inside and a name that claims none; group is the index in the files list."
+)
+
 // scrapeStatus emits the exporter's own metrics about one scrape: how each
 // collector did, and the health of the Kubernetes informers.
 func (em *emitter) scrapeStatus(results []sourceResult, sources *Sources) {
 	for _, r := range results {
 		em.collectorStatus(r.name, r.ok, r.took)
+		for group, n := range r.skippedFiles {
+			em.gauge(nameFileSkipped, helpFileSkipped, []string{"group"}, []string{strconv.Itoa(group)}, nil, float64(n))
+		}
 	}
 	if k := sources.Kubernetes; k != nil {
 		em.kubernetesStatus(k.Statuses())

@@ -212,6 +212,9 @@ func exporter() dashboard {
 			{kind: "timeseries", title: "Goroutines", unit: "none", w: 12, h: 8,
 				description: "Flat in a healthy exporter; growth means leaked probes.",
 				queries:     []query{{expr: "go_goroutines" + s, legend: "{{instance}}"}}},
+			{kind: "timeseries", title: "Files skipped by walks", unit: "none", w: 24, h: 8,
+				description: "Files that directory walks and globs found but skipped (no certificate inside, a name that claims none: .cnf, .srl, README...), by file group (its index in the files list). A jump means a directory filled with something else.",
+				queries:     []query{{expr: "max by (group) (certwatch_file_skipped_files" + s + ")", legend: "group {{group}}"}}},
 		},
 	}
 }
