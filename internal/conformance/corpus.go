@@ -90,8 +90,9 @@ type Case struct {
 	// which issued another): each certificate stands on its own.
 	Bundle bool
 	// ChainNotAfter, when set, is the certificate whose not-after must be
-	// the verdict's ChainNotAfter (as a file and as an endpoint).
-	ChainNotAfter *testpki.Cert
+	// the verdict's ChainNotAfter: as a file, and as an endpoint unless
+	// EndpointChainNotAfter says otherwise.
+	ChainNotAfter, EndpointChainNotAfter *testpki.Cert
 	// TLS12RSAKeyExchange serves the endpoint with TLS 1.2 RSA key
 	// exchange: its leaf's key is too small to sign a handshake.
 	TLS12RSAKeyExchange bool
@@ -103,6 +104,16 @@ func (c Case) Server() string {
 		return DefaultServerName
 	}
 	return c.ServerName
+}
+
+// ChainNotAfterIn returns the certificate whose not-after must be the
+// verdict's ChainNotAfter in a mode ("file" or "endpoint"), nil when the
+// case does not say.
+func (c Case) ChainNotAfterIn(mode string) *testpki.Cert {
+	if mode == "endpoint" && c.EndpointChainNotAfter != nil {
+		return c.EndpointChainNotAfter
+	}
+	return c.ChainNotAfter
 }
 
 // LeafIndices returns Leaves, or the first certificate when unset.
@@ -328,6 +339,8 @@ func names(b builder, rootA, intA *testpki.Cert) []Case {
 	cnOnly := b.leaf(intA, testpki.Options{CommonName: "localhost", DNSNames: []string{}})
 	cnIgnored := b.leaf(intA, testpki.Options{CommonName: "localhost", DNSNames: []string{"other.example"}})
 
+	emailOnly := b.leaf(intA, testpki.Options{CommonName: "mail user", DNSNames: []string{}, Emails: []string{"user@example.test"}})
+	spiffe := b.leaf(intA, testpki.Options{CommonName: "workload", DNSNames: []string{}, URIs: []string{"spiffe://example.test/ns/web/sa/api"}})
 	ncInter := b.inter(rootA, "Constrained to example.test", testpki.Options{PermittedDNS: []string{"example.test"}})
 	exInter := b.inter(rootA, "Excluding bad.example.test", testpki.Options{ExcludedDNS: []string{"bad.example.test"}})
 	ipInter := b.inter(rootA, "Excluding 127.0.0.0/8", testpki.Options{ExcludedIPs: []*net.IPNet{ipNet("127.0.0.0/8")}})
@@ -361,6 +374,10 @@ func names(b builder, rootA, intA *testpki.Cert) []Case {
 			Place: list(cnOnly, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
 		{Name: "cn-ignored-with-san", Family: f, Why: "with a DNS SAN present the common name is never consulted",
 			Place: list(cnIgnored, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
+		{Name: "san-email-only", Family: f, Why: "an e-mail certificate: fine in a file, names no host",
+			Place: list(emailOnly, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
+		{Name: "san-uri-only", Family: f, Why: "a SPIFFE workload certificate (URI SAN only): fine in a file, names no host",
+			Place: list(spiffe, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
 		{Name: "san-case-insensitive", Family: f, Why: "DNS names compare without regard to ASCII case",
 			Place: list(mk([]string{"WWW.Example.Test"}), intA), CA: ca, ServerName: "www.example.test", File: OK, Endpoint: OK},
 		{Name: "name-constraint-permitted", Family: f, Why: "a name inside a permitted subtree passes",
@@ -678,7 +695,7 @@ func shapes(b builder, rootA, intA, rootB, intB, leaf *testpki.Cert) []Case {
 			Place: list(leaf, leaf2, intA), CA: ca, File: OK, Endpoint: OK, Leaves: []int{0, 1}},
 		{Name: "two-leaves-second-expired", Family: f, Why: "a file is as good as its worst leaf",
 			Place: list(leaf, expLeaf2, intA), CA: ca, File: Expired, Endpoint: OK, Leaves: []int{0, 1},
-			EndpointWhy: "an endpoint is judged on its first certificate only"},
+			EndpointWhy: "an endpoint is judged on its first certificate only", ChainNotAfter: expLeaf2, EndpointChainNotAfter: leaf},
 		{Name: "two-leaves-first-expired", Family: f, Why: "the expired leaf first",
 			Place: list(expLeaf, leaf2, intA), CA: ca, File: Expired, Endpoint: Expired, Leaves: []int{0, 1}},
 		{Name: "cross-signed-new-root", Family: f, Why: "a cross-certificate is presented, the CA file trusts the new self-signed root: the path through it counts",

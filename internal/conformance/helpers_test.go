@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/certwatch/certwatch/inspect"
@@ -70,24 +68,18 @@ func judgeDirect(t testing.TB, c Case, mode string) inspect.Verdict {
 	return inspect.NewInspector(nil).Judge(testpki.Certs(c.Place...), keys, params(t, c, mode))
 }
 
-// parallelCases runs fn for every case on GOMAXPROCS workers.
-func parallelCases(cases []Case, fn func(i int, c Case)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i, cases[i])
-			}
-		}()
-	}
-	for i := range cases {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+// eachCase runs fn for every case as a parallel subtest named after it,
+// and returns when all have finished.
+func eachCase(t *testing.T, cases []Case, fn func(t *testing.T, c Case)) {
+	t.Helper()
+	t.Run("cases", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.Name, func(t *testing.T) {
+				t.Parallel()
+				fn(t, c)
+			})
+		}
+	})
 }
 
 // disagreement is one verdict on which two judges differ.

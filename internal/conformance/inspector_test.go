@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,20 @@ func TestCorpusShape(t *testing.T) {
 		families[c.Family]++
 	}
 	t.Logf("%d cases: %v", len(cases), families)
+
+	// docs/conformance.md states the size and the families' counts.
+	doc, err := os.ReadFile(docPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("is a corpus of %d chain-verdict cases", len(cases)); !strings.Contains(string(doc), want) {
+		t.Errorf("%s must say %q", docPath(), want)
+	}
+	for fam, n := range families {
+		if want := fmt.Sprintf("| %s | %d |", fam, n); !strings.Contains(string(doc), want) {
+			t.Errorf("%s: the families table must have %q", docPath(), want)
+		}
+	}
 }
 
 // inspectorHeading is the section of docs/conformance.md listing the cases
@@ -58,7 +73,7 @@ func TestInspector(t *testing.T) {
 	var mu sync.Mutex
 	var found []disagreement
 	var notes []string
-	parallelCases(cases, func(_ int, c Case) {
+	eachCase(t, cases, func(t *testing.T, c Case) {
 		for _, mode := range []string{modeFile, modeEndpoint} {
 			want := expected(c, mode)
 			if want == "" {
@@ -69,8 +84,8 @@ func TestInspector(t *testing.T) {
 			if string(v.Reason) != want {
 				found = append(found, disagreement{Case: c.Name, Mode: mode, Want: want, Got: string(v.Reason)})
 				notes = append(notes, fmt.Sprintf("%s (%s): want %s, got %s: %s", c.Name, mode, want, v.Reason, v.Detail))
-			} else if c.ChainNotAfter != nil && !v.ChainNotAfter.Equal(c.ChainNotAfter.Cert.NotAfter) {
-				t.Errorf("%s (%s): ChainNotAfter %s, want %s (%q)", c.Name, mode, v.ChainNotAfter, c.ChainNotAfter.Cert.NotAfter, c.ChainNotAfter.Cert.Subject.CommonName)
+			} else if na := c.ChainNotAfterIn(mode); na != nil && !v.ChainNotAfter.Equal(na.Cert.NotAfter) {
+				t.Errorf("%s (%s): ChainNotAfter %s, want %s (%q)", c.Name, mode, v.ChainNotAfter, na.Cert.NotAfter, na.Cert.Subject.CommonName)
 			}
 			mu.Unlock()
 		}

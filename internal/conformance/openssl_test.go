@@ -171,7 +171,7 @@ func TestOpenSSL(t *testing.T) {
 	var mu sync.Mutex
 	var found []disagreement
 	total := 0
-	parallelCases(cases, func(_ int, c Case) {
+	eachCase(t, cases, func(t *testing.T, c Case) {
 		for _, mode := range []string{modeFile, modeEndpoint} {
 			want := expected(c, mode)
 			if want == "" {
