@@ -1,6 +1,6 @@
 module github.com/certwatch/certwatch
 
-go 1.26.8
+go 1.26.0
 
 // certwatch observes certificates, it does not enforce policy: a server
 // whose leaf has an RSA key under 1024 bits must still complete the
