@@ -256,7 +256,7 @@ files:
 `, goodPort, goodAddr, expiredAddr, refusedAddr, hungAddr)
 	writeFile(t, configPath, []byte(config))
 
-	p := startExporter(t, bin, configPath)
+	p := startExporter(t, bin, configPath, "--web.enable-lifecycle") // the reload subtest POSTs /-/reload
 
 	// A scrape bounded by Prometheus' timeout header answers in time even
 	// though one endpoint never speaks.
@@ -613,5 +613,52 @@ func TestProbeRefusals(t *testing.T) {
 		if code == http.StatusForbidden && (strings.Contains(string(body), "connect") || strings.Contains(string(body), "refused")) {
 			t.Errorf("/probe?%s: the refusal talks about a connection: %q", tc.query, body)
 		}
+	}
+}
+
+// TestReloadNeedsLifecycleFlag: POST /-/reload is refused with 403 naming
+// --web.enable-lifecycle unless certwatch runs with it; SIGHUP reloads
+// either way.
+func TestReloadNeedsLifecycleFlag(t *testing.T) {
+	bin := buildBinary(t)
+	configPath := filepath.Join(t.TempDir(), "config.yml")
+	writeFile(t, configPath, []byte("endpoints:\n  - targets: [\"127.0.0.1:1\"]\n"))
+	post := func(p *exporterProcess) (int, string) {
+		resp, err := http.Post("http://"+p.addr+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	targets := func(p *exporterProcess) int {
+		return len(find(p.scrape(t, "/metrics"), "certwatch_target_success", map[string]string{"source": "endpoint"}))
+	}
+
+	p := startExporter(t, bin, configPath)
+	writeFile(t, configPath, []byte("endpoints:\n  - targets: [\"127.0.0.1:1\", \"127.0.0.2:1\"]\n"))
+	if code, body := post(p); code != http.StatusForbidden || !strings.Contains(body, "--web.enable-lifecycle") {
+		t.Errorf("POST /-/reload without the flag: %d %q, want 403 naming --web.enable-lifecycle", code, body)
+	}
+	if n := targets(p); n != 1 {
+		t.Errorf("%d endpoints after a refused reload, want 1", n)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); targets(p) != 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("SIGHUP did not reload without the flag")
+		}
+	}
+
+	p = startExporter(t, bin, configPath, "--web.enable-lifecycle")
+	writeFile(t, configPath, []byte("endpoints:\n  - targets: [\"127.0.0.1:1\"]\n"))
+	if code, body := post(p); code != http.StatusOK {
+		t.Errorf("POST /-/reload with the flag: %d %q", code, body)
+	}
+	if n := targets(p); n != 1 {
+		t.Errorf("%d endpoints after the reload, want 1", n)
 	}
 }

@@ -48,6 +48,7 @@ func main() {
 	shardIndex := app.Flag("shard.index", "This replica's shard, from 0 to --shard.total - 1.").Default("0").Int()
 	shardTotal := app.Flag("shard.total", "Number of replicas sharing the configured targets by a stable hash; 0 or 1 watches everything.").Default("0").Int()
 	enablePprof := app.Flag("web.enable-pprof", "Serve Go profiles under /debug/pprof/ (for diagnosing certwatch itself).").Default("false").Bool()
+	enableLifecycle := app.Flag(config.LifecycleFlag, "Reload the configuration on POST /-/reload (otherwise 403; SIGHUP reloads either way).").Default("false").Bool()
 	toolkitFlags := kingpinflag.AddFlags(app, defaultListenAddress)
 	logConfig := &promslog.Config{}
 	flag.AddFlags(app, logConfig)
@@ -116,7 +117,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle(*metricsPath, exporter.MetricsHandler(static))
 	mux.Handle("/probe", exporter.ProbeHandler())
-	mux.Handle("/-/reload", reloader.Handler())
+	mux.Handle("/-/reload", reloader.Handler(*enableLifecycle))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Healthy\n")) })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !exporter.Ready() {

@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reloader owns the running configuration. It reloads the file on SIGHUP and
-// on POST /-/reload; a file that does not load leaves the running
-// configuration in place and is reported by the
+// Reloader owns the running configuration. It reloads the file on SIGHUP
+// and, with --web.enable-lifecycle, on POST /-/reload; a file that does not
+// load leaves the running configuration in place and is reported by the
 // certwatch_config_last_reload_successful gauge.
 type Reloader struct {
 	path   string
@@ -109,10 +109,20 @@ func (r *Reloader) WatchSignals(ctx context.Context) {
 	}()
 }
 
+// LifecycleFlag is the command-line flag that enables POST /-/reload.
+const LifecycleFlag = "web.enable-lifecycle"
+
 // Handler serves POST /-/reload: 200 when the new file is in use, 500 with
-// the error when the previous configuration was kept.
-func (r *Reloader) Handler() http.Handler {
+// the error when the previous configuration was kept. Unless enabled
+// (--web.enable-lifecycle) it answers every request 403 and reloads
+// nothing: anyone who can reach the port could otherwise make certwatch
+// reread its files at will. SIGHUP reloads either way.
+func (r *Reloader) Handler(enabled bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !enabled {
+			http.Error(w, "the lifecycle endpoints are disabled: start certwatch with --"+LifecycleFlag+" to reload by POST /-/reload, or send it SIGHUP", http.StatusForbidden)
+			return
+		}
 		if req.Method != http.MethodPost && req.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "this endpoint requires a POST or PUT request", http.StatusMethodNotAllowed)

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	// A broken file: the old config stays, the gauge drops to 0, the handler says 500.
 	write("endpoints:\n  - targets: [\"no-port\"]\n")
 	rec := httptest.NewRecorder()
-	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+	r.Handler(true).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
 	if rec.Code != http.StatusInternalServerError {
 		t.Errorf("reload of a broken file answered %d", rec.Code)
 	}
@@ -55,7 +56,7 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 
 	// GET is refused.
 	rec = httptest.NewRecorder()
-	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/-/reload", nil))
+	r.Handler(true).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/-/reload", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET answered %d", rec.Code)
 	}
@@ -96,5 +97,34 @@ func TestNewReloaderFailsOnInvalidFile(t *testing.T) {
 	}
 	if _, err := NewReloader(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(*Config) error { return nil }); err == nil {
 		t.Fatal("expected an error")
+	}
+}
+
+// TestReloadNeedsLifecycleFlag: without --web.enable-lifecycle, /-/reload
+// answers 403 naming the flag, whatever the method, and reloads nothing.
+func TestReloadNeedsLifecycleFlag(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(path, []byte("endpoints:\n  - targets: [\"a.example:443\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applied := 0
+	r, err := NewReloader(path, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(*Config) error { applied++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodGet} {
+		rec := httptest.NewRecorder()
+		r.Handler(false).ServeHTTP(rec, httptest.NewRequest(method, "/-/reload", nil))
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "--web.enable-lifecycle") {
+			t.Errorf("%s without the flag: %d %q, want 403 naming --web.enable-lifecycle", method, rec.Code, rec.Body)
+		}
+	}
+	if applied != 1 {
+		t.Errorf("configuration applied %d times, want once (at start)", applied)
+	}
+	rec := httptest.NewRecorder()
+	r.Handler(true).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/-/reload", nil))
+	if rec.Code != http.StatusOK || applied != 2 {
+		t.Errorf("POST with the flag: %d, applied %d times", rec.Code, applied)
 	}
 }

@@ -409,6 +409,13 @@ func constraints(b builder, rootA, intA *testpki.Cert) []Case {
 	rootPL0 := b.root("Root with path length 0", testpki.Options{PathLen: testpki.Int(0)})
 	underRootPL0 := b.inter(rootPL0, "Below a root of path length 0", testpki.Options{})
 
+	// A key rollover: a self-issued certificate of the root's name for a
+	// new key, issued by the old one (RFC 5280 6.1: not counted against
+	// the path length).
+	rollRoot := b.root("Rollover Root", testpki.Options{PathLen: testpki.Int(0)})
+	rolled := b.inter(rollRoot, "Rollover Root", testpki.Options{})
+	certSignLeaf := b.leaf(intA, testpki.Options{KeyUsage: x509.KeyUsageCertSign})
+
 	caLeaf := b.leaf(intA, testpki.Options{IsCA: true})
 	selfCALeaf := b.leaf(nil, testpki.Options{IsCA: true})
 
@@ -428,6 +435,10 @@ func constraints(b builder, rootA, intA *testpki.Cert) []Case {
 			Place: list(b.leaf(belowPL1, testpki.Options{}), belowPL1, pl1), CA: ca, File: OK, Endpoint: OK},
 		{Name: "root-path-length-0-exceeded", Family: f, Why: "the anchor's path length counts too",
 			Place: list(b.leaf(underRootPL0, testpki.Options{}), underRootPL0), CA: list(rootPL0), File: InvalidUsage, Endpoint: InvalidUsage},
+		{Name: "self-issued-counts-against-path-length", Family: f, Why: "crypto/x509 counts a self-issued (key rollover) intermediate against the root's path length 0, where RFC 5280 does not: certwatch reports what Go clients will do",
+			Place: list(b.leaf(rolled, testpki.Options{}), rolled), CA: list(rollRoot), File: InvalidUsage, Endpoint: InvalidUsage},
+		{Name: "leaf-key-usage-not-checked", Family: f, Why: "a leaf's key usage bits (keyCertSign only here) are not checked, as crypto/x509 does not check them",
+			Place: list(certSignLeaf, intA), CA: ca, File: OK, Endpoint: OK},
 		{Name: "leaf-is-ca", Family: f, Why: "a CA certificate with a host name, issued by the intermediate",
 			Place: list(caLeaf, intA), CA: ca, File: OK, Endpoint: InvalidUsage,
 			EndpointWhy: "a TLS server must not present a CA certificate as its own; a file may hold a sub-CA"},
