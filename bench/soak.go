@@ -99,9 +99,9 @@ func runSoak(args []string) {
 	var (
 		took     []time.Duration
 		figures  []hostile.Figures
-		at       []int // the scrape each figure comes from
-		wrong    int   // answers that misreport a place
-		problems = map[string]int{}
+		at       []int                // the scrape each figure comes from
+		wrong    int                  // answers that misreport a place
+		problems = map[string][]int{} // what was misreported, and in which answers
 		failures []string
 		inARow   int
 	)
@@ -116,7 +116,7 @@ func runSoak(args []string) {
 				if ps := setup.Check(mfs); len(ps) > 0 {
 					wrong++
 					for _, p := range ps {
-						problems[p]++
+						problems[p] = append(problems[p], i)
 					}
 				}
 				if f, ferr := hostile.FiguresOf(mfs); ferr == nil {
@@ -165,8 +165,8 @@ func runSoak(args []string) {
 	fig.add(Row{Case: cs, Name: "answers failed (no answer, not parseable)", Value: float64(len(failures))}.
 		target("none", len(failures) == 0 && len(took) == *scrapes).note("%s", firstOf(failures, 3)))
 	var keys []string
-	for k, n := range problems {
-		keys = append(keys, fmt.Sprintf("%s (%d×)", k, n))
+	for k, at := range problems {
+		keys = append(keys, fmt.Sprintf("%s (%d×, first in scrape %d)", k, len(at), at[0]))
 	}
 	sort.Strings(keys)
 	fig.add(Row{Case: cs, Name: "answers misreporting a place", Value: float64(wrong)}.
