@@ -416,6 +416,9 @@ func constraints(b builder, rootA, intA *testpki.Cert) []Case {
 	rolled := b.inter(rollRoot, "Rollover Root", testpki.Options{})
 	certSignLeaf := b.leaf(intA, testpki.Options{KeyUsage: x509.KeyUsageCertSign})
 
+	critLeaf := b.leaf(intA, testpki.Options{UnknownCriticalExtension: true})
+	critInter := b.inter(rootA, "Intermediate with an unknown critical extension", testpki.Options{UnknownCriticalExtension: true})
+
 	caLeaf := b.leaf(intA, testpki.Options{IsCA: true})
 	selfCALeaf := b.leaf(nil, testpki.Options{IsCA: true})
 
@@ -439,6 +442,10 @@ func constraints(b builder, rootA, intA *testpki.Cert) []Case {
 			Place: list(b.leaf(rolled, testpki.Options{}), rolled), CA: list(rollRoot), File: InvalidUsage, Endpoint: InvalidUsage},
 		{Name: "leaf-key-usage-not-checked", Family: f, Why: "a leaf's key usage bits (keyCertSign only here) are not checked, as crypto/x509 does not check them",
 			Place: list(certSignLeaf, intA), CA: ca, File: OK, Endpoint: OK},
+		{Name: "leaf-unknown-critical-extension", Family: f, Why: "a critical extension the verifier does not know must make it reject the certificate (RFC 5280 4.2)",
+			Place: list(critLeaf, intA), CA: ca, File: Invalid, Endpoint: Invalid},
+		{Name: "intermediate-unknown-critical-extension", Family: f, Why: "the same on the intermediate",
+			Place: list(b.leaf(critInter, testpki.Options{}), critInter), CA: ca, File: Invalid, Endpoint: Invalid},
 		{Name: "leaf-is-ca", Family: f, Why: "a CA certificate with a host name, issued by the intermediate",
 			Place: list(caLeaf, intA), CA: ca, File: OK, Endpoint: InvalidUsage,
 			EndpointWhy: "a TLS server must not present a CA certificate as its own; a file may hold a sub-CA"},

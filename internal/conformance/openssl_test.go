@@ -31,6 +31,7 @@ var opensslReasons = map[int]string{
 	25: InvalidUsage,     // path length constraint exceeded
 	26: InvalidUsage,     // unsuitable certificate purpose
 	32: InvalidUsage,     // key usage does not include certificate signing
+	34: Invalid,          // unhandled critical extension
 	37: InvalidUsage,     // invalid non-CA certificate (basic constraints)
 	47: InvalidUsage,     // permitted subtree violation
 	48: InvalidUsage,     // excluded subtree violation

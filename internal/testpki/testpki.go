@@ -76,6 +76,9 @@ type Options struct {
 	// Name constraints (RFC 5280 4.2.1.10), marked critical.
 	PermittedDNS, ExcludedDNS []string
 	PermittedIPs, ExcludedIPs []*net.IPNet
+	// UnknownCriticalExtension adds a private extension marked critical,
+	// which no verifier can honour.
+	UnknownCriticalExtension bool
 }
 
 // Int returns a pointer to n, for Options.PathLen.
@@ -84,6 +87,10 @@ func Int(n int) *int { return &n }
 // oidPadding is a private-use OID (under the "example" arc of RFC 7229's
 // id-TEST) for the padding extension; nothing interprets it.
 var oidPadding = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 13, 1}
+
+// oidCritical is another private-use OID (RFC 7229), for an extension
+// marked critical that nothing understands.
+var oidCritical = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 13, 2}
 
 // NewKey returns a private key of the given type (see Options.KeyType).
 func NewKey(t testing.TB, keyType string) crypto.Signer {
@@ -197,6 +204,9 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 	if o.EmptyExtKeyUsage {
 		tmpl.ExtKeyUsage = nil
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidExtKeyUsage, Value: []byte{0x30, 0x00}})
+	}
+	if o.UnknownCriticalExtension {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidCritical, Critical: true, Value: []byte{0x05, 0x00}})
 	}
 	if o.PathLen != nil {
 		tmpl.MaxPathLen, tmpl.MaxPathLenZero = *o.PathLen, *o.PathLen == 0
