@@ -298,11 +298,9 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	// Values the file sets to something that makes no sense (a negative
 	// count, a zero timeout) are errors, not silently replaced by defaults:
 	// they are checked before defaults fill what the file left out.
-	if err := cfg.validateNumbers(&root); err != nil {
-		return nil, err
-	}
+	numbersErr := cfg.validateNumbers(&root)
 	cfg.applyDefaults()
-	if err := cfg.validate(&root); err != nil {
+	if err := errors.Join(numbersErr, cfg.validate(&root)); err != nil {
 		return nil, err
 	}
 	return cfg, nil

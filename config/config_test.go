@@ -68,6 +68,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 			[]string{"line 3: endpoints[0].modul: unknown key (did you mean module?)"}},
 		{"unknown key beside an inline struct", "kubernetes:\n  secrets:\n    namespace: [a]\n",
 			[]string{"line 3: kubernetes.secrets.namespace: unknown key (did you mean namespaces?)"}},
+		{"every validation error at once", "global:\n  probe_concurrency: -1\nendpoints:\n  - targets: [\"a.example:443\"]\n    module: nope\n",
+			[]string{"line 2: global.probe_concurrency: must be at least 1", "line 5: endpoints[0].module: unknown module \"nope\""}},
 		{"every unknown key at once", "global:\n  probe_concurency: 5\nmodules:\n  default:\n    timout: 5s\n",
 			[]string{"line 2: global.probe_concurency", "line 5: modules.default.timout: unknown key (did you mean timeout?)"}},
 		{"duration names its key", "modules:\n  default:\n    timeout: 10 seconds\n",
