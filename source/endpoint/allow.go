@@ -148,19 +148,30 @@ type route struct {
 	port    uint16
 }
 
-// routeFor decides how Probe reaches target. Configured targets, IP
-// literals (Allowed checked them) and targets no rule admits (the caller
-// did not ask Allowed, and vouches for them) are dialed as they are.
+// routeFor decides how Probe reaches target. What a probe_allow rule admits
+// is checked against the deny list again at dial time; configured targets,
+// and targets no rule admits (the caller did not ask Allowed, and vouches
+// for them), are dialed as they are.
 func (p *Prober) routeFor(m *module, target string) route {
 	if _, ok := m.configured[target]; ok {
 		return route{}
 	}
 	host, portText, err := net.SplitHostPort(target)
 	port64, perr := strconv.ParseUint(portText, 10, 16)
-	if err != nil || perr != nil || !probeallow.IsName(host) || !m.access.matchName(host, uint16(port64)) {
+	if err != nil || perr != nil {
 		return route{}
 	}
-	rt := route{guarded: true, port: uint16(port64)}
+	port := uint16(port64)
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if m.access.matchAddr(addr, port) {
+			return route{guarded: true, port: port, addrs: []netip.Addr{addr.Unmap()}}
+		}
+		return route{}
+	}
+	if !m.access.matchName(host, port) {
+		return route{}
+	}
+	rt := route{guarded: true, port: port}
 	p.mu.Lock()
 	rt.addrs, _ = p.admitted.get(m.name + "\x00" + target)
 	p.mu.Unlock()

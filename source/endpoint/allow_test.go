@@ -285,7 +285,7 @@ func TestProbeDialsTheCheckedAddress(t *testing.T) {
 modules:
   m:
     timeout: 5s
-    probe_allow: ["*.rebind.example:%[1]s", "127.0.0.1/32:%[1]s"]
+    probe_allow: ["*.rebind.example:%[1]s", "127.0.0.1/32:%[1]s", "0.0.0.0/0:*"]
 `, port), shard.Shard{})
 	dialer := &loopbackOnly{t: t}
 	withNet(p, dns, dialer.dial)
@@ -323,6 +323,12 @@ modules:
 	f = p.Probe(context.Background(), target, "m")
 	if !errors.Is(f.Err, ErrAddressDenied) {
 		t.Errorf("probe after the name rebound to the metadata address: %v, want address denied", f.Err)
+	}
+	// An address a broad range admits but the deny list refuses: Probe
+	// refuses it too, without Allowed.
+	f = p.Probe(context.Background(), "127.0.0.2:"+port, "m")
+	if !errors.Is(f.Err, ErrAddressDenied) {
+		t.Errorf("probe of 127.0.0.2 through 0.0.0.0/0: %v, want address denied", f.Err)
 	}
 	if d := dialer.seen(); len(d) != 1 {
 		t.Errorf("dialed %v, want no dial after the first probe", d)
