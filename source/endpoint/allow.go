@@ -141,8 +141,8 @@ type route struct {
 	// addrs were resolved and checked when the target was admitted; nil:
 	// resolve when dialing.
 	addrs []netip.Addr
-	// guarded: the target is a name that only a probe_allow name rule
-	// admits, so whatever it resolves to is checked against the deny list
+	// guarded: a probe_allow rule, not the configuration, admits the
+	// target, so what it is or resolves to is checked against the deny list
 	// before dialing.
 	guarded bool
 	port    uint16
