@@ -70,6 +70,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 			[]string{"line 3: kubernetes.secrets.namespace: unknown key (did you mean namespaces?)"}},
 		{"every validation error at once", "global:\n  probe_concurrency: -1\nendpoints:\n  - targets: [\"a.example:443\"]\n    module: nope\n",
 			[]string{"line 2: global.probe_concurrency: must be at least 1", "line 5: endpoints[0].module: unknown module \"nope\""}},
+		{"key set twice", "global:\n  probe_concurrency: 1\n  probe_concurrency: 2\nmodules:\n  a: {}\n  a: {}\n",
+			[]string{"line 3: global.probe_concurrency: set twice (first at line 2)", "line 6: modules.a: set twice (first at line 5)"}},
 		{"every unknown key at once", "global:\n  probe_concurency: 5\nmodules:\n  default:\n    timout: 5s\n",
 			[]string{"line 2: global.probe_concurency", "line 5: modules.default.timout: unknown key (did you mean timeout?)"}},
 		{"duration names its key", "modules:\n  default:\n    timeout: 10 seconds\n",

@@ -64,8 +64,12 @@ func walkSchema(n *yaml.Node, t reflect.Type, path []any, report schemaReport) {
 			return
 		}
 		fields := yamlFields(t)
+		firstAt := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if repeatedKey(k, path, firstAt, report) {
+				continue
+			}
 			if k.Tag == "!!merge" { // "<<: *anchor" merges another mapping's keys
 				for _, m := range mergedMappings(v) {
 					walkSchema(m, t, path, report)
@@ -84,7 +88,11 @@ func walkSchema(n *yaml.Node, t reflect.Type, path []any, report schemaReport) {
 			report(n, path, "want a mapping of keys, got "+shapeOf(n))
 			return
 		}
+		firstAt := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			if repeatedKey(n.Content[i], path, firstAt, report) {
+				continue
+			}
 			walkSchema(n.Content[i+1], t.Elem(), with(path, n.Content[i].Value), report)
 		}
 	case reflect.Slice:
@@ -104,6 +112,20 @@ func walkSchema(n *yaml.Node, t reflect.Type, path []any, report schemaReport) {
 			report(n, path, fmt.Sprintf("invalid value %q: want %s", n.Value, scalarWant(t)))
 		}
 	}
+}
+
+// repeatedKey reports a key set a second time in one mapping (the decoder
+// would refuse it too, naming only the line).
+func repeatedKey(k *yaml.Node, path []any, firstAt map[string]int, report schemaReport) bool {
+	if k.Tag == "!!merge" {
+		return false
+	}
+	if line, ok := firstAt[k.Value]; ok {
+		report(k, with(path, k.Value), fmt.Sprintf("set twice (first at line %d)", line))
+		return true
+	}
+	firstAt[k.Value] = k.Line
+	return false
 }
 
 // with returns a new path one step longer; the caller's path is not shared.
