@@ -378,6 +378,8 @@ func names(b builder, rootA, intA *testpki.Cert) []Case {
 			Place: list(emailOnly, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
 		{Name: "san-uri-only", Family: f, Why: "a SPIFFE workload certificate (URI SAN only): fine in a file, names no host",
 			Place: list(spiffe, intA), CA: ca, File: OK, Endpoint: HostnameMismatch, EndpointWhy: mismatch},
+		{Name: "server-name-trailing-dot", Family: f, Why: "a fully qualified name with its trailing dot is the same host",
+			Place: list(mk([]string{"www.example.test"}), intA), CA: ca, ServerName: "www.example.test.", File: OK, Endpoint: OK},
 		{Name: "san-case-insensitive", Family: f, Why: "DNS names compare without regard to ASCII case",
 			Place: list(mk([]string{"WWW.Example.Test"}), intA), CA: ca, ServerName: "www.example.test", File: OK, Endpoint: OK},
 		{Name: "name-constraint-permitted", Family: f, Why: "a name inside a permitted subtree passes",
