@@ -42,9 +42,23 @@ func precedence(r Reason) int {
 	return slices.Index(Reasons, r)
 }
 
+// MaxDetailBytes bounds a verdict's detail, which goes into log lines:
+// crypto/x509's messages quote a certificate's names, which its issuer chose.
+const MaxDetailBytes = 2048
+
+// nameOf is a certificate's common name as its label has it (cut to
+// MaxNameBytes).
+func nameOf(c *x509.Certificate) string { return FactsOf(c).SubjectCN }
+
 // judge returns the verdict on one place. It depends on nothing but its
 // arguments, and is safe to call concurrently.
 func judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
+	v := judgeUncut(certs, keyPublics, p, now)
+	v.Detail = limitString(v.Detail, MaxDetailBytes)
+	return v
+}
+
+func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
 	pl := newPlace(certs)
 	v := Verdict{Reason: ReasonOK, ValidUntil: nextChange(certs, now)}
 	if !p.ServerAuth && pl.isBundle() {
@@ -68,7 +82,7 @@ func judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.Ve
 		if precedence(j.reason) < precedence(v.Reason) {
 			v.Reason, v.Detail = j.reason, j.detail
 			if len(leaves) > 1 {
-				v.Detail = fmt.Sprintf("leaf %q (%d of %d): %s", pl.certs[l].Subject.CommonName, n+1, len(leaves), j.detail)
+				v.Detail = fmt.Sprintf("leaf %q (%d of %d): %s", nameOf(pl.certs[l]), n+1, len(leaves), j.detail)
 			}
 		}
 	}
@@ -245,16 +259,16 @@ func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time) leafJudg
 func checkChain(chain []*x509.Certificate, p source.VerifyParams) (Reason, string) {
 	leaf := chain[0]
 	if p.ServerAuth && leaf.BasicConstraintsValid && leaf.IsCA {
-		return ReasonInvalidUsage, fmt.Sprintf("the server's certificate %q is a CA certificate (basicConstraints CA:TRUE), which the web PKI does not allow for a server", leaf.Subject.CommonName)
+		return ReasonInvalidUsage, fmt.Sprintf("the server's certificate %q is a CA certificate (basicConstraints CA:TRUE), which the web PKI does not allow for a server", nameOf(leaf))
 	}
 	for _, c := range chain {
 		if hasEmptyExtKeyUsage(c) {
-			return ReasonInvalidUsage, fmt.Sprintf("%q has an empty extended key usage extension, which is malformed", c.Subject.CommonName)
+			return ReasonInvalidUsage, fmt.Sprintf("%q has an empty extended key usage extension, which is malformed", nameOf(c))
 		}
 	}
 	for _, c := range chain[:len(chain)-1] { // an anchor's own signature is not relied upon
 		if hasWeakSignature(c) {
-			return ReasonWeakSignature, fmt.Sprintf("%q is signed with %s", c.Subject.CommonName, c.SignatureAlgorithm)
+			return ReasonWeakSignature, fmt.Sprintf("%q is signed with %s", nameOf(c), c.SignatureAlgorithm)
 		}
 	}
 	for _, c := range chain {
@@ -317,12 +331,12 @@ func classify(err error, path []*x509.Certificate, presented map[*x509.Certifica
 		for i, c := range path[:len(path)-1] {
 			if issuer := path[i+1]; !mayIssue(issuer) {
 				return ReasonInvalidUsage, fmt.Sprintf("%q is signed by %q, which may not issue certificates: %s",
-					c.Subject.CommonName, issuer.Subject.CommonName, detail)
+					nameOf(c), nameOf(issuer), detail)
 			}
 		}
 		for _, c := range path {
 			if hasWeakSignature(c) && !FactsOf(c).SelfSigned {
-				return ReasonWeakSignature, fmt.Sprintf("%q is signed with %s: %s", c.Subject.CommonName, c.SignatureAlgorithm, detail)
+				return ReasonWeakSignature, fmt.Sprintf("%q is signed with %s: %s", nameOf(c), c.SignatureAlgorithm, detail)
 			}
 		}
 		for _, c := range path {
@@ -336,7 +350,7 @@ func classify(err error, path []*x509.Certificate, presented map[*x509.Certifica
 	// not trusted is not incomplete, whatever its intermediate's AIA says.
 	if top := presentedTop(path, presented); !top.IsCA && len(top.IssuingCertificateURL) > 0 {
 		return ReasonIncompleteChain, fmt.Sprintf("the chain ends at %q, whose issuer (%s) was not presented: %s",
-			top.Subject.CommonName, top.IssuingCertificateURL[0], detail)
+			nameOf(top), top.IssuingCertificateURL[0], detail)
 	}
 	return ReasonUnknownAuthority, detail
 }
@@ -446,12 +460,12 @@ func validAt(c *x509.Certificate, t time.Time) bool {
 func timeProblem(path []*x509.Certificate, now time.Time) (Reason, string) {
 	for _, c := range path {
 		if now.After(c.NotAfter) {
-			return ReasonExpired, fmt.Sprintf("%q expired at %s", c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339))
+			return ReasonExpired, fmt.Sprintf("%q expired at %s", nameOf(c), c.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
 	for _, c := range path {
 		if now.Before(c.NotBefore) {
-			return ReasonNotYetValid, fmt.Sprintf("%q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
+			return ReasonNotYetValid, fmt.Sprintf("%q is not valid before %s", nameOf(c), c.NotBefore.UTC().Format(time.RFC3339))
 		}
 	}
 	return ReasonOK, ""
@@ -515,7 +529,7 @@ func anyUnparsed(certs []*x509.Certificate) bool {
 func unparsedReason(certs []*x509.Certificate) (Reason, string) {
 	for _, c := range certs {
 		if err := source.ParseFailure(c); err != nil {
-			name := c.Subject.CommonName
+			name := nameOf(c)
 			if name == "" {
 				name = "serial " + SerialHex(c)
 			}
@@ -531,9 +545,9 @@ func unparsedReason(certs []*x509.Certificate) (Reason, string) {
 func weakKeyDetail(c *x509.Certificate) string {
 	alg, bits := KeyInfo(c)
 	if bits == 0 {
-		return fmt.Sprintf("%q has a %s key that crypto/x509 does not support", c.Subject.CommonName, c.PublicKeyAlgorithm)
+		return fmt.Sprintf("%q has a %s key that crypto/x509 does not support", nameOf(c), c.PublicKeyAlgorithm)
 	}
-	return fmt.Sprintf("%q has a %d-bit %s key", c.Subject.CommonName, bits, alg)
+	return fmt.Sprintf("%q has a %d-bit %s key", nameOf(c), bits, alg)
 }
 
 // checkKeys compares the keys stored with the place with its leaves (or,
@@ -554,7 +568,7 @@ func checkKeys(certs []*x509.Certificate, keyPublics []crypto.PublicKey) (Reason
 			}
 		}
 	}
-	return ReasonKeyMismatch, fmt.Sprintf("no private key stored with %q matches its public key", certs[0].Subject.CommonName)
+	return ReasonKeyMismatch, fmt.Sprintf("no private key stored with %q matches its public key", nameOf(certs[0]))
 }
 
 func poolOf(sets ...[]*x509.Certificate) *x509.CertPool {

@@ -273,3 +273,17 @@ func BenchmarkJudgeBundle(b *testing.B) {
 		})
 	}
 }
+
+// TestDetailIsBounded: a verdict's detail goes into log lines, and quotes
+// names a certificate's issuer chose.
+func TestDetailIsBounded(t *testing.T) {
+	t.Parallel()
+	std := newPKI(t, testpki.Options{}, testpki.Options{}, testpki.Options{})
+	huge := strings.Repeat("n", 64<<10)
+	leaf := testpki.New(t, std.inter, testpki.Options{CommonName: huge, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-2 * day), NotAfter: time.Now().Add(-day)})
+	v := inspect.NewInspector(nil).Judge(testpki.Certs(leaf, std.inter), nil, serverParams(std.root))
+	if v.Reason != inspect.ReasonExpired || len(v.Detail) > inspect.MaxDetailBytes {
+		t.Fatalf("%q with a %d-byte detail, want expired within %d bytes", v.Reason, len(v.Detail), inspect.MaxDetailBytes)
+	}
+}
