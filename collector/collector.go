@@ -185,13 +185,17 @@ func (e *Exporter) ProbeHandler() http.Handler {
 			return
 		}
 		s := e.sources.Load()
-		if err := s.Endpoints.Allowed(target, moduleName); err != nil {
-			e.logger.Warn("Probe refused", "target", target, "module", moduleName, "err", err)
+		ctx, cancel := e.scrapeContext(r)
+		defer cancel()
+		// The admission check may resolve the name: it shares the scrape's
+		// deadline, and ends when the caller hangs up. A refusal is the
+		// caller's mistake, not the exporter's: logged at debug level, so
+		// that anyone who can reach the port cannot fill the log.
+		if err := s.Endpoints.AllowedContext(ctx, target, moduleName); err != nil {
+			e.logger.Debug("Probe refused", "target", target, "module", moduleName, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		ctx, cancel := e.scrapeContext(r)
-		defer cancel()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(&probe{e: e, ctx: ctx, prober: s.Endpoints, target: target, module: moduleName})
 		e.serve(w, r, reg)
