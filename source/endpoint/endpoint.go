@@ -5,13 +5,9 @@
 package endpoint
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +21,6 @@ import (
 	"time"
 
 	"github.com/certwatch/certwatch/config"
-	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -55,9 +50,7 @@ type module struct {
 	name       string
 	cfg        config.Module
 	minVersion uint16
-	roots      *x509.CertPool // nil: system roots
-	rootsID    string
-	extra      []*x509.Certificate // intermediates in the CA file
+	verify     source.VerifyParams // the CA file's anchors and intermediates, or the system roots
 	proxy      *url.URL
 	clientCert *clientCertLoader
 	access     access                       // probe_allow rules, resolver, dialer (allow.go)
@@ -77,15 +70,14 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 		calls:    map[string]*call{},
 	}
 	for name, mc := range cfg.Modules {
-		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion], rootsID: "system", configured: map[string]map[string]string{}}
+		m := &module{name: name, cfg: mc, minVersion: config.TLSVersions[mc.TLS.MinVersion],
+			verify: source.VerifyParams{RootsID: "system"}, configured: map[string]map[string]string{}}
 		if mc.TLS.CAFile != "" {
-			if data, err := os.ReadFile(mc.TLS.CAFile); err == nil {
-				m.roots, m.extra = rootsFromPEM(data)
-				sum := sha256.Sum256(data)
-				m.rootsID = hex.EncodeToString(sum[:])
+			if ca, err := source.LoadCAFile(mc.TLS.CAFile); err == nil {
+				m.verify = ca.VerifyParams()
 			} else {
-				logger.Error("CA file unreadable; the module's probes will fail", "module", name, "file", mc.TLS.CAFile, "err", err)
-				m.roots, m.rootsID = x509.NewCertPool(), "unreadable"
+				logger.Error("CA file unreadable; the module's chains will not verify", "module", name, "file", mc.TLS.CAFile, "err", err)
+				m.verify = source.VerifyParams{Roots: x509.NewCertPool(), RootsID: "unreadable"}
 			}
 		}
 		if mc.ProxyURL != "" {
@@ -106,38 +98,6 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 		}
 	}
 	return p
-}
-
-// rootsFromPEM splits a CA file into trust anchors and the intermediates it
-// also carries (handy to tell an incomplete chain from an unknown one). An
-// intermediate whose issuer is in the file too is not an anchor: trusting it
-// directly would let a server that omits it verify. One whose issuer is not
-// in the file was put there to be trusted (a pinned intermediate) and stays.
-func rootsFromPEM(data []byte) (*x509.CertPool, []*x509.Certificate) {
-	certs := parsePEMCerts(data)
-	pool := x509.NewCertPool()
-	var extra []*x509.Certificate
-	for _, c := range certs {
-		if c.IsCA && !inspect.IsSelfSigned(c) {
-			extra = append(extra, c)
-			if issuerIn(c, certs) {
-				continue
-			}
-		}
-		pool.AddCert(c)
-	}
-	return pool, extra
-}
-
-// issuerIn reports whether one of certs (other than c) signed c.
-func issuerIn(c *x509.Certificate, certs []*x509.Certificate) bool {
-	for _, p := range certs {
-		if !bytes.Equal(p.Raw, c.Raw) && bytes.Equal(c.RawIssuer, p.RawSubject) &&
-			p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // Targets returns how many endpoints are configured.
@@ -177,7 +137,8 @@ func (p *Prober) probe(ctx context.Context, target string, m *module, labels map
 	if serverName == "" {
 		serverName = host
 	}
-	f.Verify = source.VerifyParams{Roots: m.roots, RootsID: m.rootsID, Extra: m.extra, DNSName: serverName, ServerAuth: true}
+	f.Verify = m.verify
+	f.Verify.DNSName, f.Verify.ServerAuth = serverName, true
 
 	key := m.name + "\x00" + target
 	if r, ok := p.recent(key, m); ok {
@@ -208,20 +169,44 @@ type call struct {
 	waiters int
 	cancel  context.CancelFunc
 	slot    atomic.Bool // set once the probe holds a probe slot
+	// until is the latest deadline among the scrapes waiting (zero when one
+	// has none): a probe that gets its slot after it has passed connects
+	// for nobody. Guarded by Prober.mu.
+	until time.Time
+}
+
+// wait records one more scrape waiting for c; p.mu must be held.
+func (c *call) wait(ctx context.Context) {
+	d, ok := ctx.Deadline()
+	switch {
+	case c.waiters == 0 || !ok:
+		c.until = d // zero when ctx has no deadline
+	case !c.until.IsZero() && d.After(c.until):
+		c.until = d
+	}
+	c.waiters++
+}
+
+// wanted reports whether a scrape may still use c's result.
+func (p *Prober) wanted(c *call) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.until.IsZero() || time.Now().Before(c.until)
 }
 
 func (p *Prober) join(ctx context.Context, key, target, serverName string, m *module, rt route) *call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.calls[key]; ok {
-		c.waiters++
+		c.wait(ctx)
 		return c
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(m.cfg.Timeout))
-	c := &call{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	c := &call{done: make(chan struct{}), cancel: cancel}
+	c.wait(ctx)
 	p.calls[key] = c
 	go func() {
-		c.res = p.run(pctx, target, serverName, m, rt, &c.slot)
+		c.res = p.run(pctx, target, serverName, m, rt, c)
 		abandoned := errors.Is(pctx.Err(), context.Canceled) // every scrape gave up on it
 		cancel()
 		if c.res.err != nil && !abandoned {
@@ -280,16 +265,18 @@ func (p *Prober) recent(key string, m *module) (probeResult, bool) {
 }
 
 // run waits for a probe slot and probes.
-func (p *Prober) run(ctx context.Context, target, serverName string, m *module, rt route, slot *atomic.Bool) probeResult {
+func (p *Prober) run(ctx context.Context, target, serverName string, m *module, rt route, c *call) probeResult {
 	r := probeResult{at: time.Now()}
 	select {
 	case p.sem <- struct{}{}:
 		defer func() { <-p.sem }()
-		if ctx.Err() != nil { // given up on while it waited: do not connect
-			r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
+		// Given up on while it waited, or about to be (every scrape waiting
+		// is past its deadline and leaving): do not connect.
+		if ctx.Err() != nil || !p.wanted(c) {
+			r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", context.DeadlineExceeded)
 			return r
 		}
-		slot.Store(true)
+		c.slot.Store(true)
 	case <-ctx.Done():
 		r.err = source.Errorf(source.ClassTimeout, "waiting for a free probe slot: %w", ctx.Err())
 		return r
@@ -440,21 +427,4 @@ func (l *clientCertLoader) get(*tls.CertificateRequestInfo) (*tls.Certificate, e
 	}
 	l.cert, l.modTime = &cert, newest
 	return l.cert, nil
-}
-
-func parsePEMCerts(data []byte) []*x509.Certificate {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return certs
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
-			certs = append(certs, c)
-		}
-	}
 }
