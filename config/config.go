@@ -1,6 +1,6 @@
 // Package config owns certwatch's configuration file: its schema, strict
 // loading with errors that name the key and line, validation, defaults, and
-// hot reload on SIGHUP and POST /-/reload.
+// hot reload on SIGHUP and, with --web.enable-lifecycle, POST /-/reload.
 package config
 
 import (
