@@ -25,7 +25,7 @@ import (
 
 const soakScrapeTimeout = 2 * time.Second
 
-// soakScrapes is 40 (about a minute), or CERTWATCH_SOAK_SCRAPES.
+// soakScrapes is 30 (under a minute), or CERTWATCH_SOAK_SCRAPES.
 func soakScrapes(t *testing.T) int {
 	if v := os.Getenv("CERTWATCH_SOAK_SCRAPES"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -37,7 +37,7 @@ func soakScrapes(t *testing.T) int {
 	if testing.Short() {
 		return 20
 	}
-	return 40
+	return 30
 }
 
 // kubeBinaries says whether internal/kubetest can start a cluster here.
