@@ -70,8 +70,11 @@ func TestHostileSoak(t *testing.T) {
 	configPath := filepath.Join(t.TempDir(), "config.yml")
 	writeFile(t, configPath, []byte(setup.Config))
 
+	if setup.SlowRead != nil { // confined from its first read on
+		bin = setup.SlowRead.Wrapper(t, bin)
+	}
 	p := startExporter(t, bin, configPath, args...)
-	if setup.SlowRead != nil {
+	if setup.SlowRead != nil { // again, so the throttle is lifted before certwatch is stopped
 		if err := setup.SlowRead.Confine(t, p.cmd.Process.Pid); err != nil {
 			t.Fatal(err)
 		}

@@ -76,7 +76,11 @@ func runSoak(args []string) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	x := startChild(*bin, append([]string{"--config.file=" + cfgPath, "--web.listen-address=" + addr, "--log.level=warn"}, extra...)...)
+	exe := *bin
+	if setup.SlowRead != nil { // confined from its first read on
+		exe = setup.SlowRead.Wrapper(tb, exe)
+	}
+	x := startChild(exe, append([]string{"--config.file=" + cfgPath, "--web.listen-address=" + addr, "--log.level=warn"}, extra...)...)
 	if setup.SlowRead != nil {
 		if err := setup.SlowRead.Confine(tb, x.pid()); err != nil {
 			fatalf("%v", err)

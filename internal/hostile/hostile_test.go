@@ -233,8 +233,12 @@ func TestSlowRead(t *testing.T) {
 	if err != nil {
 		t.Skipf("the slow read cannot be made here: %v", err)
 	}
-	// The reader sleeps first so that it is confined before it reads.
-	cmd := exec.Command("sh", "-c", `sleep 0.3; exec cat "$0" >/dev/null`, sr.Path)
+	// Through the wrapper, cat is confined before it reads.
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip("no cat")
+	}
+	cmd := exec.Command(sr.Wrapper(t, cat), sr.Path)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -130,6 +130,25 @@ func (s *SlowRead) limit(bps int) error {
 	return nil
 }
 
+// Wrapper returns a script that moves itself into the throttled cgroup and
+// then runs bin with its arguments (exec: the process keeps its pid). Start
+// the exporter through it so that it is confined before it reads anything:
+// certwatch reads its files at start-up, before a Confine after the start
+// could catch it. Still call Confine with the pid once started, for the
+// cleanup's order.
+func (s *SlowRead) Wrapper(tb testing.TB, bin string) string {
+	tb.Helper()
+	script := filepath.Join(tb.TempDir(), "confined-"+filepath.Base(bin))
+	body := fmt.Sprintf("#!/bin/sh\necho $$ > %s || exit 111\nexec %s \"$@\"\n",
+		shellQuote(filepath.Join(s.cgroup, "cgroup.procs")), shellQuote(bin))
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		tb.Fatalf("hostile: %v", err)
+	}
+	return script
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 // Confine puts process pid into the throttled cgroup: its reads of Path
 // stall from now on. Until tb ends: then the throttle is lifted (reads
 // waiting in the kernel finish at once, so the process can exit) and the
