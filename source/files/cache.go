@@ -110,11 +110,18 @@ func (c *Cache) walk(key string, run func() discovery) <-chan struct{} {
 	w.running = done
 	c.mu.Unlock()
 
-	d := run()
-	c.mu.Lock()
-	w.last, w.running = &d, nil
-	c.mu.Unlock()
-	close(done)
+	var d *discovery
+	defer func() { // even if run panics, the walk is no longer in flight
+		c.mu.Lock()
+		if d != nil {
+			w.last = d
+		}
+		w.running = nil
+		c.mu.Unlock()
+		close(done)
+	}()
+	result := run()
+	d = &result
 	return done
 }
 

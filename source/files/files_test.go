@@ -766,9 +766,12 @@ func TestCollectDeadline(t *testing.T) {
 		write(t, dir, fmt.Sprintf("many/%02d.pem", i), testpki.PEM(c))
 	}
 	s, _ = newSource(t, dir, groupSpec{Paths: []string{"many"}})
+	listing := make(chan struct{}) // holds the walk until the first answer is in
+	s.beforeList = func(string) { <-listing }
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	checkFindings(t, dir, s.Collect(ctx), []want{{target: "many", class: source.ClassTimeout}})
+	close(listing)
 	collect(t, s)
 	got = s.Collect(ctx)
 	if len(got) != 20 {

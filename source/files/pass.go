@@ -110,7 +110,11 @@ func (p *pass) run() {
 					p.dropped.Store(true)
 					return
 				}
-				for _, f := range s.cache.lastWalk(key).found {
+				d := s.cache.lastWalk(key)
+				if d == nil { // dropped by a newer configuration's pass meanwhile
+					return
+				}
+				for _, f := range d.found {
 					if !p.claim(f.path, gi) || !s.shard.Owns(source.KindFile+"|"+f.path) {
 						continue
 					}
@@ -178,6 +182,9 @@ func (p *pass) run() {
 // reached by several groups is read once, with the options of the group it
 // will be reported under.
 func (p *pass) claim(path string, gi int) bool {
+	if len(p.s.groups) == 1 {
+		return true // nothing to arbitrate; a path twice in the group is read once anyway (startRead, fresh)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if first, ok := p.claimed[path]; ok && first <= gi {
