@@ -93,11 +93,13 @@ func main() {
 			decode.SetMaxCertificates(prevLimit)
 			return err
 		}
+		fileSource := files.New(cfg, fileCache, logger)
 		exporter.Update(&collector.Sources{
 			Endpoints:  endpoint.New(cfg, logger),
-			Files:      files.New(cfg, fileCache, logger),
+			Files:      fileSource,
 			Kubernetes: kubeSource,
 		})
+		fileSource.Warm() // read the files now, so the first scrape finds them ready
 		return nil
 	})
 	if err != nil {
