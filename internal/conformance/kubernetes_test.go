@@ -92,5 +92,5 @@ func TestKubernetesSource(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	compareWithDirect(t, modeFile, byCase, cases)
+	compareWithDirect(t, "Kubernetes", modeFile, byCase, cases)
 }

@@ -42,20 +42,21 @@ func placeFile(t testing.TB, c Case) []byte {
 	return data
 }
 
-// sourceVerdicts judges findings (one per case, in any order) with one
-// inspector and compares each with the case's direct verdict.
-func compareWithDirect(t *testing.T, mode string, byCase map[string]source.Finding, cases []Case) {
+// compareWithDirect judges what a source found (one finding per case, in
+// any order) with one inspector and compares each verdict with the case's
+// direct verdict in the mode.
+func compareWithDirect(t *testing.T, sourceName, mode string, byCase map[string]source.Finding, cases []Case) {
 	t.Helper()
 	var chains []inspect.Chain
 	var names []string
 	for _, c := range cases {
 		f, ok := byCase[c.Name]
 		if !ok {
-			t.Errorf("%s: the %s source found nothing", c.Name, mode)
+			t.Errorf("%s: the %s source found nothing", c.Name, sourceName)
 			continue
 		}
 		if f.Err != nil {
-			t.Errorf("%s: the %s source failed: %v", c.Name, mode, f.Err)
+			t.Errorf("%s: the %s source failed: %v", c.Name, sourceName, f.Err)
 			continue
 		}
 		chains = append(chains, inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify})
@@ -72,12 +73,12 @@ func compareWithDirect(t *testing.T, mode string, byCase map[string]source.Findi
 		direct := judgeDirect(t, c, mode)
 		if v.Reason != direct.Reason || !v.ChainNotAfter.Equal(direct.ChainNotAfter) {
 			t.Errorf("%s: through the %s source %s (%s), ChainNotAfter %s; directly %s (%s), ChainNotAfter %s; found %s",
-				c.Name, mode, v.Reason, v.Detail, v.ChainNotAfter, direct.Reason, direct.Detail, direct.ChainNotAfter, describeCerts(chains[i].Certs))
+				c.Name, sourceName, v.Reason, v.Detail, v.ChainNotAfter, direct.Reason, direct.Detail, direct.ChainNotAfter, describeCerts(chains[i].Certs))
 			continue
 		}
 		agree++
 	}
-	t.Logf("the %s source agrees with the direct verdict on %d of %d cases", mode, agree, len(cases))
+	t.Logf("the %s source agrees with the direct verdict (as %s) on %d of %d cases", sourceName, mode, agree, len(cases))
 }
 
 // TestFilesSource writes every case as a file (certificates, then keys)
@@ -119,7 +120,7 @@ func TestFilesSource(t *testing.T) {
 		}
 		byCase[name] = f
 	}
-	compareWithDirect(t, modeFile, byCase, cases)
+	compareWithDirect(t, "files", modeFile, byCase, cases)
 }
 
 // serveCase serves a case's certificates, in the case's order, on a
@@ -221,5 +222,5 @@ func TestEndpointSource(t *testing.T) {
 			t.Errorf("%s: the endpoint presented %d certificates (%s), the case has %d", c.Name, len(f.Certs), describeCerts(f.Certs), len(c.Place))
 		}
 	}
-	compareWithDirect(t, modeEndpoint, byCase, cases)
+	compareWithDirect(t, "endpoint", modeEndpoint, byCase, cases)
 }
