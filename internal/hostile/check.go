@@ -35,12 +35,14 @@ func (s *Setup) Check(mfs map[string]*dto.MetricFamily) []string {
 }
 
 func checkPlace(mfs map[string]*dto.MetricFamily, p Place) string {
+	// certwatch_target_success and certwatch_target_error_info are per
+	// target; certificate series carry the key too.
 	want := map[string]string{"source": p.Source, "target": p.Target}
+	success := samples(mfs, "certwatch_target_success", want)
+	errs := samples(mfs, "certwatch_target_error_info", want)
 	if p.Key != "" {
 		want["key"] = p.Key
 	}
-	success := samples(mfs, "certwatch_target_success", want)
-	errs := samples(mfs, "certwatch_target_error_info", want)
 	var classes []string
 	for _, m := range errs {
 		classes = append(classes, labelOf(m, "class"))
