@@ -76,7 +76,8 @@ func TestSourceMargin(t *testing.T) {
 	for _, tc := range []struct{ left, want time.Duration }{
 		{50 * time.Millisecond, 10 * time.Millisecond},
 		{time.Second, 100 * time.Millisecond},
-		{10 * time.Second, 250 * time.Millisecond},
+		{5 * time.Second, 500 * time.Millisecond},
+		{30 * time.Second, time.Second},
 	} {
 		if got := sourceMargin(tc.left); got != tc.want {
 			t.Errorf("sourceMargin(%v) = %v, want %v", tc.left, got, tc.want)

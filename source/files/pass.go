@@ -139,6 +139,7 @@ func (p *pass) run() {
 		go func() {
 			defer workers.Done()
 			for j := range jobs {
+				s.cache.pause.wait(p.stale)
 				select {
 				case s.cache.slots <- struct{}{}:
 				case <-p.stale:
@@ -221,6 +222,8 @@ var (
 // last complete discovery, each file's last outcome. It copies what it
 // needs, so passes still running never write into an answer being read.
 func (s *Source) snapshot() ([]source.Finding, []int) {
+	s.cache.pause.hold()
+	defer s.cache.pause.release()
 	skipped := make([]int, len(s.groups))
 	var findings []source.Finding // discovery problems first, then files by group and path
 	type file struct {
@@ -265,9 +268,14 @@ func (s *Source) snapshot() ([]source.Finding, []int) {
 		}
 	}
 	findings = slices.Grow(findings, len(files))
+	paths, optsKeys := make([]string, len(files)), make([]string, len(files))
+	for i, f := range files {
+		paths[i], optsKeys[i] = f.path, f.g.optsKey
+	}
+	outcomes, found := s.cache.outcomes(paths, optsKeys)
 	notRead := 0
-	for _, f := range files {
-		c, ok := s.cache.outcome(f.path, f.g.optsKey)
+	for i, f := range files {
+		c, ok := outcomes[i], found[i]
 		if !ok {
 			notRead++
 			findings = append(findings, s.failed(f.g, f.path, errNotRead))
