@@ -19,7 +19,7 @@ func runReport(args []string) {
 	results := fs.String("results", "", "folder the figures wrote into")
 	parseFlags(fs, args)
 	var figs []*Figure
-	for _, name := range []string{"files", "endpoints", "exposition", "kube", "growth"} {
+	for _, name := range []string{"files", "endpoints", "exposition", "kube", "growth", "soak"} {
 		data, err := os.ReadFile(filepath.Join(*results, name+".json"))
 		if err != nil {
 			continue
