@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,9 +66,7 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 	ctx := t.Context()
 	r.WatchSignals(ctx)
 	time.Sleep(50 * time.Millisecond) // let signal.Notify take effect
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	sighup(t)
 	select {
 	case c := <-applied:
 		if got := c.Endpoints[0].Targets[0]; got != "b.example:443" {

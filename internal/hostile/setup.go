@@ -175,11 +175,14 @@ func (s *Setup) writeFiles(tb testing.TB, o Options) {
 	// A FIFO named explicitly. certwatch checks the type before opening and
 	// refuses anything but regular files, so a FIFO never blocks it: it is a
 	// parse failure, not the slow read (that is SlowRead).
-	fifo := s.path("fifo.pem")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	switch err := mkfifo(s.path("fifo.pem")); {
+	case err == nil:
+		file("fifo.pem", nil, "parse")
+	case errNoFIFO != nil && err == errNoFIFO:
+		tb.Logf("hostile: no FIFO place: %v", err)
+	default:
 		tb.Fatalf("hostile: mkfifo: %v", err)
 	}
-	file("fifo.pem", nil, "parse")
 
 	s.files = append(s.files, "  - paths: ["+quoteAll(paths)+"]\n    ca_file: "+quote(s.path("ca.pem")))
 
