@@ -39,6 +39,32 @@ type Sources struct {
 	Endpoints  *endpoint.Prober
 	Files      *files.Source
 	Kubernetes *kubernetes.Source // nil when the configuration has no kubernetes section
+
+	// last holds each source's last complete result with these sources,
+	// served when the source misses a scrape's deadline.
+	last lastResults
+}
+
+// lastResults remembers each source's last complete result, by name.
+type lastResults struct {
+	mu sync.Mutex
+	m  map[string]sourceResult
+}
+
+func (l *lastResults) put(r sourceResult) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]sourceResult{}
+	}
+	l.m[r.name] = r
+}
+
+func (l *lastResults) get(name string) (sourceResult, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.m[name]
+	return r, ok
 }
 
 // collectorKubernetes names the Kubernetes collector in the exporter's own metrics.
@@ -276,16 +302,17 @@ func (e *Exporter) runSources(ctx context.Context, sources *Sources) []sourceRes
 			return sourceResult{findings: sources.Kubernetes.Collect(ctx)}
 		}})
 	}
-	return e.runAll(ctx, runs)
+	return e.runAll(ctx, runs, &sources.last)
 }
 
 // runAll runs sources concurrently and returns by ctx's deadline whatever
 // happens. Sources see a deadline a little earlier (sourceMargin), so that
 // each can build its answer from what it has by then. A source still
-// running at the deadline is answered without (ok false, no findings) and
-// left to end in the background: it sends its result into a buffered
-// channel nobody reads any more, never into the results being answered.
-func (e *Exporter) runAll(ctx context.Context, runs []sourceRun) []sourceResult {
+// running at the deadline is answered with its last complete result (ok
+// false) and left to end in the background: it sends its result into a
+// buffered channel nobody reads any more, never into the results being
+// answered.
+func (e *Exporter) runAll(ctx context.Context, runs []sourceRun, last *lastResults) []sourceResult {
 	sourceCtx, cancel := ctx, context.CancelFunc(func() {})
 	if deadline, ok := ctx.Deadline(); ok {
 		sourceCtx, cancel = context.WithDeadline(ctx, deadline.Add(-sourceMargin(time.Until(deadline))))
@@ -308,6 +335,9 @@ func (e *Exporter) runAll(ctx context.Context, runs []sourceRun) []sourceResult 
 				ok = false // cut short by the scrape deadline
 			}
 			res.name, res.findings, res.ok, res.took = r.name, findings, ok, time.Since(start)
+			if ok {
+				last.put(res)
+			}
 			finished <- done{i, res}
 		}()
 	}
@@ -331,8 +361,14 @@ func (e *Exporter) runAll(ctx context.Context, runs []sourceRun) []sourceResult 
 		}
 		for i, r := range runs {
 			if !got[i] {
-				e.logger.Warn("Collector did not return by the scrape deadline; answering without it", "collector", r.name)
-				results[i] = sourceResult{name: r.name, took: time.Since(start)}
+				// Its places keep what the last complete collection said
+				// rather than vanish from this answer (Prometheus would mark
+				// every one of their series stale); collector_success says
+				// the source was cut short.
+				prev, had := last.get(r.name)
+				e.logger.Warn("Collector did not return by the scrape deadline; answering with its last complete result",
+					"collector", r.name, "have_last", had)
+				results[i] = sourceResult{name: r.name, findings: prev.findings, skippedFiles: prev.skippedFiles, took: time.Since(start)}
 			}
 		}
 		break

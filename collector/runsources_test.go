@@ -14,8 +14,9 @@ import (
 // TestRunAllAnswersByTheDeadline runs a source that returns at once, one
 // that honours its deadline, and one that ignores it (as a source stuck in a
 // system call would): runAll returns by the scrape deadline with the first
-// two, without the third, which later ends on its own without writing into
-// the results (the race detector watches that).
+// two, without the third (which has no earlier result to fall back on),
+// which later ends on its own without writing into the results (the race
+// detector watches that).
 func TestRunAllAnswersByTheDeadline(t *testing.T) {
 	e := New(promslog.NewNopLogger(), inspect.NewInspector(nil), 0)
 	release := make(chan struct{})
@@ -40,7 +41,7 @@ func TestRunAllAnswersByTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	results := e.runAll(ctx, runs)
+	results := e.runAll(ctx, runs, &lastResults{})
 	took := time.Since(start)
 	if took > timeout+200*time.Millisecond {
 		t.Errorf("runAll took %v with a %v deadline", took, timeout)
@@ -82,5 +83,34 @@ func TestSourceMargin(t *testing.T) {
 		if got := sourceMargin(tc.left); got != tc.want {
 			t.Errorf("sourceMargin(%v) = %v, want %v", tc.left, got, tc.want)
 		}
+	}
+}
+
+// TestRunAllServesTheLastResultOfALateSource: a source that misses the
+// deadline keeps its places in the answer, with what its last complete
+// collection said, rather than having every series marked stale.
+func TestRunAllServesTheLastResultOfALateSource(t *testing.T) {
+	e := New(promslog.NewNopLogger(), inspect.NewInspector(nil), 0)
+	var last lastResults
+	first := source.Finding{Place: source.Place{Source: source.KindFile, Target: "/first"}}
+	second := source.Finding{Place: source.Place{Source: source.KindFile, Target: "/second"}}
+	hang := make(chan struct{})
+	defer close(hang)
+	collect := func(stuck bool, f source.Finding) []sourceResult {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return e.runAll(ctx, []sourceRun{{"files", func(context.Context) sourceResult {
+			if stuck {
+				<-hang
+			}
+			return sourceResult{findings: []source.Finding{f}, skippedFiles: []int{7}}
+		}}}, &last)
+	}
+	if r := collect(false, first)[0]; !r.ok || r.findings[0].Target != "/first" {
+		t.Fatalf("complete collection: %+v", r)
+	}
+	r := collect(true, second)[0]
+	if r.ok || len(r.findings) != 1 || r.findings[0].Target != "/first" || len(r.skippedFiles) != 1 {
+		t.Fatalf("late collection: %+v, want the last complete result (/first), marked not ok", r)
 	}
 }
