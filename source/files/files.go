@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,7 +94,9 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 				g.password = []byte(strings.TrimRight(line, "\r"))
 			}
 		}
-		g.optsKey = g.verify.RootsID + "|" + hashPassword(g.password)
+		// The certificate limit decides what a file's parse gives: a reload
+		// that changes it must re-read unchanged files too.
+		g.optsKey = g.verify.RootsID + "|" + hashPassword(g.password) + "|" + strconv.Itoa(cfg.Global.MaxCertificatesPerPlace)
 		s.groups = append(s.groups, g)
 	}
 	return s
@@ -138,14 +141,26 @@ func (s *Source) failed(g *group, path string, err error) source.Finding {
 
 // refresh brings the cached outcome of one file up to date: a stat, and a
 // read and parse only when the file's identity changed.
-func (s *Source) refresh(path string, g *group) {
+func (s *Source) refresh(path string, g *group) { s.refreshOwned(path, g, nil) }
+
+// refreshOwned is refresh for a read that may have lost its file to an
+// earlier group meanwhile (owns reports whether it still has it; nil: it
+// always does): the outcome is then not stored, so that a file reached by
+// two groups ends up cached with the options of the group it is reported
+// under, whichever read finishes last.
+func (s *Source) refreshOwned(path string, g *group, owns func() bool) {
+	put := func(e cached) {
+		if owns == nil || owns() {
+			s.cache.put(path, e)
+		}
+	}
 	st, err := os.Stat(path)
 	if err != nil {
-		s.cache.put(path, cached{optsKey: g.optsKey, failed: true, entries: failedEntry(source.WithClass(source.Infer(err, source.ClassUnknown), err))})
+		put(cached{optsKey: g.optsKey, failed: true, entries: failedEntry(source.WithClass(source.Infer(err, source.ClassUnknown), err))})
 		return
 	}
 	if !st.Mode().IsRegular() { // replaced since discovery, by a FIFO for instance: never opened
-		s.cache.put(path, cached{optsKey: g.optsKey, failed: true, entries: failedEntry(notRegular(path, st))})
+		put(cached{optsKey: g.optsKey, failed: true, entries: failedEntry(notRegular(path, st))})
 		return
 	}
 	id := identityOf(st)
@@ -159,7 +174,7 @@ func (s *Source) refresh(path string, g *group) {
 		// that findings can still report it when it is named explicitly.
 		entries = failedEntry(err)
 	}
-	s.cache.put(path, cached{id: id, optsKey: g.optsKey, entries: entries, container: container})
+	put(cached{id: id, optsKey: g.optsKey, entries: entries, container: container})
 }
 
 func failedEntry(err error) []decode.Entry { return []decode.Entry{{Err: err}} }

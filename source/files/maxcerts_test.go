@@ -1,6 +1,7 @@
 package files
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -64,6 +65,31 @@ func TestFileOverTheCertificateLimit(t *testing.T) {
 	for _, w := range []string{"target=" + big, "holds 1500 certificates", "limit of 1000"} {
 		if !strings.Contains(line, w) {
 			t.Errorf("log line %q does not contain %q", line, w)
+		}
+	}
+}
+
+// TestCertificateLimitChangeRereadsFiles: a reload that changes
+// global.max_certificates_per_place applies to unchanged files at once,
+// not only when they change, though the file cache outlives the reload.
+func TestCertificateLimitChangeRereadsFiles(t *testing.T) {
+	dir := t.TempDir()
+	chain := testpki.NewChain(t, testpki.Options{})
+	path := write(t, dir, "chain.pem", testpki.PEM(chain.Leaf, chain.Intermediate, chain.Root))
+	t.Cleanup(func() { decode.SetMaxCertificates(0) })
+	cache := NewCache()
+	for _, tc := range []struct {
+		limit int
+		class source.Class
+	}{{10, ""}, {2, source.ClassTooLarge}, {3, ""}} {
+		cfg, err := config.Parse([]byte(fmt.Sprintf("global:\n  max_certificates_per_place: %d\nfiles:\n  - paths: [chain.pem]\n", tc.limit)), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode.SetMaxCertificates(cfg.Global.MaxCertificatesPerPlace) // as main does on every load
+		findings := collect(t, New(cfg, cache, slog.New(slog.DiscardHandler)))
+		if len(findings) != 1 || findings[0].Target != path || source.ClassOf(findings[0].Err) != tc.class {
+			t.Errorf("limit %d: %+v, want class %q", tc.limit, findings, tc.class)
 		}
 	}
 }

@@ -28,11 +28,13 @@ type pass struct {
 	mu      sync.Mutex
 	claimed map[string]int // path -> the earliest group that found it so far
 	joined  []<-chan struct{}
+	rejoin  []readJob // jobs that joined another read of their file
 }
 
 type readJob struct {
 	path string
 	g    *group
+	gi   int // g's index
 }
 
 func (c *Cache) newPass(s *Source) *pass {
@@ -119,7 +121,7 @@ func (p *pass) run() {
 						continue
 					}
 					select {
-					case jobs <- readJob{path: f.path, g: g}:
+					case jobs <- readJob{path: f.path, g: g, gi: gi}:
 					case <-p.stale:
 						p.dropped.Store(true)
 						return
@@ -150,10 +152,11 @@ func (p *pass) run() {
 					<-s.cache.slots
 					p.mu.Lock()
 					p.joined = append(p.joined, running)
+					p.rejoin = append(p.rejoin, j)
 					p.mu.Unlock()
 					continue
 				}
-				s.refresh(j.path, j.g)
+				s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
 				s.cache.endRead(j.path)
 				<-s.cache.slots
 			}
@@ -165,6 +168,14 @@ func (p *pass) run() {
 		case <-running:
 		case <-p.stale:
 			return
+		}
+	}
+	// A job that joined a read made with another group's options (a file
+	// reached by two groups, read first for the later one) reads it again
+	// with its own, when its group is the one the file is reported under.
+	for _, j := range p.rejoin {
+		if _, ok := s.cache.outcome(j.path, j.g.optsKey); !ok && p.owner(j.path, j.gi) {
+			s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
 		}
 	}
 	if p.dropped.Load() {
@@ -193,6 +204,17 @@ func (p *pass) claim(path string, gi int) bool {
 	}
 	p.claimed[path] = gi
 	return true
+}
+
+// owner reports whether gi is still the earliest group known to reach path.
+func (p *pass) owner(path string, gi int) bool {
+	if len(p.s.groups) == 1 {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	first, ok := p.claimed[path]
+	return !ok || first == gi
 }
 
 // retain drops from the cache what this configuration no longer reaches.
