@@ -36,7 +36,14 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	// accepted gets a value per accepted connection (up to its capacity),
+	// for tests that count or wait for connections.
+	accepted chan struct{}
 }
+
+// Accepted receives a value for each connection the server accepted (the
+// first 1024).
+func (s *Server) Accepted() <-chan struct{} { return s.accepted }
 
 // Serve starts a server on 127.0.0.1 and stops it when tb ends.
 func Serve(tb testing.TB, handle Handler) *Server {
@@ -45,7 +52,7 @@ func Serve(tb testing.TB, handle Handler) *Server {
 	if err != nil {
 		tb.Fatalf("hostile: listening: %v", err)
 	}
-	s := &Server{ln: ln, handle: handle, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	s := &Server{ln: ln, handle: handle, done: make(chan struct{}), conns: map[net.Conn]struct{}{}, accepted: make(chan struct{}, 1024)}
 	s.wg.Add(1)
 	go s.loop()
 	tb.Cleanup(s.Close)
@@ -68,6 +75,10 @@ func (s *Server) loop() {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		select {
+		case s.accepted <- struct{}{}:
+		default:
+		}
 		go func() {
 			defer s.wg.Done()
 			defer func() {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/internal/hostile"
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/endpoint"
@@ -37,93 +38,25 @@ import (
 
 var epLog = slog.New(slog.DiscardHandler)
 
-// epServer accepts connections on a loopback port and runs handle for each
-// until Close (registered as a test cleanup), which closes the listener and
-// every connection and waits for the handlers to return.
-type epServer struct {
-	ln       net.Listener
-	handle   func(net.Conn)
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	closed   bool
-	accepted chan struct{}
-}
+// epServer is a loopback server (hostile.Server) running a handler per
+// connection until the test ends.
+type epServer struct{ *hostile.Server }
 
 func epServe(t testing.TB, handle func(net.Conn)) *epServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &epServer{ln: ln, handle: handle, conns: map[net.Conn]struct{}{}, accepted: make(chan struct{}, 1024)}
-	s.wg.Add(1)
-	go s.loop()
-	t.Cleanup(s.Close)
-	return s
+	return &epServer{hostile.Serve(t, func(c net.Conn, _ <-chan struct{}) { handle(c) })}
 }
-
-func (s *epServer) loop() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		select {
-		case s.accepted <- struct{}{}:
-		default:
-		}
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			s.handle(c)
-		}()
-	}
-}
-
-func (s *epServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *epServer) Port() string {
 	_, port, _ := net.SplitHostPort(s.Addr())
 	return port
 }
 
-// Close stops the server and waits for every handler.
-func (s *epServer) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	s.ln.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
 // waitAccepted waits until the server has accepted a connection.
 func (s *epServer) waitAccepted(t testing.TB) {
 	t.Helper()
 	select {
-	case <-s.accepted:
+	case <-s.Accepted():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server accepted no connection")
 	}
@@ -131,7 +64,7 @@ func (s *epServer) waitAccepted(t testing.TB) {
 
 // epSilent accepts and never speaks.
 func epSilent(t testing.TB) *epServer {
-	return epServe(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	return &epServer{hostile.Serve(t, hostile.Silent)}
 }
 
 // epServeTLS runs the server side of a TLS handshake on c and reports the
@@ -792,7 +725,7 @@ func TestProbeSlotWait(t *testing.T) {
 		t.Errorf("waited %s for a slot, want about 300ms", took)
 	}
 	select {
-	case <-silent.accepted:
+	case <-silent.Accepted():
 		t.Error("the waiting probe connected although no slot was free")
 	default:
 	}
@@ -878,7 +811,7 @@ func TestCollectAllDeadline(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // let late accepts land
 		connected := 0
 		for _, s := range servers {
-			connected += len(s.accepted)
+			connected += len(s.Accepted())
 		}
 		if connected != 1 {
 			t.Errorf("%d servers saw a connection, want 1 with probe_concurrency 1", connected)
