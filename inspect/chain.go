@@ -102,6 +102,8 @@ type place struct {
 	of     []int               // of[i]: the distinct index of the place's i-th certificate
 	issued []bool              // issued[j]: certs[j] issued another of certs
 	self   []bool              // self[j]: certs[j] is self-signed
+	// unparsed: one of certs is a partial parse (source.ParseFailure).
+	unparsed bool
 	// bySubject indexes certs by subject name, so finding the issuers of a
 	// certificate costs a lookup rather than a scan (a bundle can hold
 	// thousands of certificates).
@@ -123,6 +125,7 @@ func newPlace(certs []*x509.Certificate) *place {
 		pl.certs = append(pl.certs, c)
 		pl.self = append(pl.self, FactsOf(c).SelfSigned)
 	}
+	pl.unparsed = anyUnparsed(pl.certs)
 	pl.issued = make([]bool, len(pl.certs))
 	for i, c := range pl.certs {
 		for _, j := range pl.issuersNamed(c.RawIssuer) {
@@ -213,14 +216,18 @@ type leafJudgement struct {
 // intermediates, and finds out why when that fails.
 func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time) leafJudgement {
 	leaf := pl.certs[l]
-	if path := pl.path(l, p, now); anyUnparsed(path) {
-		// crypto/x509 could not parse a certificate of the path: no client
-		// gets further. Its dates were read, and come first.
-		if r, d := timeProblem(path, now); r != ReasonOK {
+	// Only the place's own certificates can be unparsed (CA files are
+	// parsed strictly), so the path is followed for this only when one is.
+	if pl.unparsed {
+		if path := pl.path(l, p, now); anyUnparsed(path) {
+			// crypto/x509 could not parse a certificate of the path: no
+			// client gets further. Its dates were read, and come first.
+			if r, d := timeProblem(path, now); r != ReasonOK {
+				return leafJudgement{reason: r, detail: d, path: path}
+			}
+			r, d := unparsedReason(path)
 			return leafJudgement{reason: r, detail: d, path: path}
 		}
-		r, d := unparsedReason(path)
-		return leafJudgement{reason: r, detail: d, path: path}
 	}
 	others := make([]*x509.Certificate, 0, len(pl.certs)-1)
 	for j, c := range pl.certs {
@@ -503,8 +510,8 @@ func judgeAnchors(certs []*x509.Certificate, now time.Time) (Reason, string) {
 	if r, d := timeProblem(certs, now); r != ReasonOK {
 		return r, d
 	}
-	if anyUnparsed(certs) {
-		return unparsedReason(certs)
+	if r, d := unparsedReason(certs); r != ReasonOK {
+		return r, d
 	}
 	for _, c := range certs {
 		if hasWeakKey(c) {
