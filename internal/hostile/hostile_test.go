@@ -236,7 +236,7 @@ func TestSlowRead(t *testing.T) {
 	// Through the wrapper, cat is confined before it reads.
 	cat, err := exec.LookPath("cat")
 	if err != nil {
-		t.Skip("no cat")
+		t.Fatal(err)
 	}
 	cmd := exec.Command(sr.Wrapper(t, cat), sr.Path)
 	if err := cmd.Start(); err != nil {
