@@ -175,13 +175,13 @@ func (s *Setup) writeFiles(tb testing.TB, o Options) {
 	// A FIFO named explicitly. certwatch checks the type before opening and
 	// refuses anything but regular files, so a FIFO never blocks it: it is a
 	// parse failure, not the slow read (that is SlowRead).
-	switch err := mkfifo(s.path("fifo.pem")); {
-	case err == nil:
+	if fifoSupported {
+		if err := mkfifo(s.path("fifo.pem")); err != nil {
+			tb.Fatalf("hostile: mkfifo: %v", err)
+		}
 		file("fifo.pem", nil, "parse")
-	case errNoFIFO != nil && err == errNoFIFO:
-		tb.Logf("hostile: no FIFO place: %v", err)
-	default:
-		tb.Fatalf("hostile: mkfifo: %v", err)
+	} else {
+		tb.Logf("hostile: no FIFO place: this platform has no named pipes")
 	}
 
 	s.files = append(s.files, "  - paths: ["+quoteAll(paths)+"]\n    ca_file: "+quote(s.path("ca.pem")))
