@@ -3,7 +3,11 @@ package decode
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"testing"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/source"
@@ -39,6 +43,8 @@ func FuzzParse(f *testing.F) {
 		{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1},
 		{0x30, 0x80},
 		{},
+		// crypto/x509 refuses it; the partial parse keeps its dates.
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: malformSignature(f, leaf.Cert.Raw)}),
 	}
 	for _, s := range seeds {
 		f.Add(s, pw, true)
@@ -53,6 +59,9 @@ func FuzzParse(f *testing.F) {
 		buf := bytes.Clone(data)
 		entries, err := parse(buf, password)
 		clear(buf) // as load does
+		// The same input parsed and never wiped: what every certificate
+		// must still hold after the wipe.
+		want, _ := parse(bytes.Clone(data), password)
 		checkClass := func(what string, err error) {
 			if c := source.ClassOf(err); c != source.ClassParse && c != source.ClassWrongPassword {
 				t.Fatalf("%s: error %q has class %q", what, err, c)
@@ -68,13 +77,27 @@ func FuzzParse(f *testing.F) {
 		if len(entries) == 0 {
 			t.Fatal("parse returned neither entries nor an error")
 		}
-		for _, e := range entries {
+		if len(want) != len(entries) {
+			t.Fatalf("parse gave %d entries, then %d for the same input", len(entries), len(want))
+		}
+		for n, e := range entries {
 			if e.err != nil {
 				checkClass("entry "+e.key, e.err)
+			}
+			if len(want[n].certs) != len(e.certs) {
+				t.Fatalf("entry %q: %d certificates, then %d for the same input", e.key, len(e.certs), len(want[n].certs))
 			}
 			for i, c := range e.certs {
 				if c == nil {
 					t.Fatalf("entry %q: certificate %d is nil", e.key, i)
+				}
+				if !bytes.Equal(c.Raw, want[n].certs[i].Raw) {
+					t.Fatalf("entry %q: certificate %d changed once the input was wiped", e.key, i)
+				}
+				// A certificate crypto/x509 refused is kept from a partial
+				// parse, marked as such; any other must still parse.
+				if source.ParseFailure(c) != nil {
+					continue
 				}
 				if _, err := x509.ParseCertificate(c.Raw); err != nil {
 					t.Fatalf("entry %q: certificate %d no longer parses once the input is wiped: %v", e.key, i, err)
@@ -82,4 +105,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// malformSignature returns a copy of der whose signature BIT STRING claims
+// eight unused bits, which crypto/x509 refuses as a malformed signature.
+func malformSignature(f *testing.F, der []byte) []byte {
+	f.Helper()
+	in := cryptobyte.String(der)
+	var cert, sig cryptobyte.String
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) ||
+		!cert.SkipASN1(cbasn1.SEQUENCE) || !cert.SkipASN1(cbasn1.SEQUENCE) ||
+		!cert.ReadASN1(&sig, cbasn1.BIT_STRING) || len(sig) == 0 {
+		f.Fatal("not a certificate")
+	}
+	// The signature is the last field: its first octet counts unused bits.
+	out := bytes.Clone(der)
+	out[len(der)-len(sig)] = 8
+	return out
 }
