@@ -28,6 +28,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/shard"
+	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
@@ -94,11 +95,12 @@ func main() {
 			return err
 		}
 		fileSource := files.New(cfg, fileCache, logger)
-		exporter.Update(&collector.Sources{
-			Endpoints:  endpoint.New(cfg, logger),
-			Files:      fileSource,
-			Kubernetes: kubeSource,
-		})
+		prober := endpoint.New(cfg, logger)
+		sources := &collector.Sources{Collectors: []source.Collector{prober, fileSource}, Prober: prober}
+		if kubeSource != nil {
+			sources.Collectors = append(sources.Collectors, kubeSource)
+		}
+		exporter.Update(sources)
 		fileSource.Warm() // read the files now, so the first scrape finds them ready
 		return nil
 	})

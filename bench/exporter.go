@@ -23,6 +23,7 @@ import (
 	"github.com/certwatch/certwatch/collector"
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
 	"github.com/certwatch/certwatch/source/kubernetes"
@@ -40,7 +41,7 @@ const (
 // server: requests are handed to the handler directly.
 type inProcess struct {
 	exporter *collector.Exporter
-	sources  *collector.Sources
+	files    *files.Source
 	handler  http.Handler
 }
 
@@ -59,13 +60,13 @@ func newInProcess(cfg *config.Config, kube *kubernetes.Source) *inProcess {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	e := collector.New(logger, inspect.NewInspector(nil), 500*time.Millisecond)
-	s := &collector.Sources{
-		Endpoints:  endpoint.New(cfg, logger),
-		Files:      files.New(cfg, files.NewCache(), logger),
-		Kubernetes: kube,
+	prober, fileSource := endpoint.New(cfg, logger), files.New(cfg, files.NewCache(), logger)
+	s := &collector.Sources{Collectors: []source.Collector{prober, fileSource}, Prober: prober}
+	if kube != nil {
+		s.Collectors = append(s.Collectors, kube)
 	}
 	e.Update(s)
-	return &inProcess{exporter: e, sources: s, handler: e.MetricsHandler(static)}
+	return &inProcess{exporter: e, files: fileSource, handler: e.MetricsHandler(static)}
 }
 
 func parseConfig(yaml string) *config.Config {

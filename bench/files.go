@@ -172,7 +172,7 @@ func runFilesOne(args []string) {
 		warmBytes = res.bytes
 		warm, warmGather = append(warm, ms(res.total)), append(warmGather, ms(res.gather))
 		start := time.Now()
-		x.sources.Files.Collect(context.Background())
+		x.files.Collect(context.Background())
 		warmSource = append(warmSource, ms(time.Since(start)))
 		logf("  warm run %d: scrape %.1f ms, files source alone %.1f ms, floor stat %.2f ms",
 			r+1, ms(res.total), warmSource[len(warmSource)-1], floorStat[len(floorStat)-1])

@@ -29,16 +29,14 @@ import (
 
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/endpoint"
-	"github.com/certwatch/certwatch/source/files"
-	"github.com/certwatch/certwatch/source/kubernetes"
 )
 
-// Sources are the sources of one configuration.
+// Sources are the sources of one configuration, in the order their
+// series are written.
 type Sources struct {
-	Endpoints  *endpoint.Prober
-	Files      *files.Source
-	Kubernetes *kubernetes.Source // nil when the configuration has no kubernetes section
+	Collectors []source.Collector
+	// Prober answers /probe; nil refuses every probe.
+	Prober source.Prober
 
 	// last holds each source's last complete result with these sources,
 	// served when the source misses a scrape's deadline.
@@ -66,9 +64,6 @@ func (l *lastResults) get(name string) (sourceResult, bool) {
 	r, ok := l.m[name]
 	return r, ok
 }
-
-// collectorKubernetes names the Kubernetes collector in the exporter's own metrics.
-const collectorKubernetes = "kubernetes"
 
 // Exporter serves /metrics and /probe from the current sources.
 type Exporter struct {
@@ -123,11 +118,11 @@ func (e *Exporter) MetricsHandler(static prometheus.Gatherer) http.Handler {
 		results := e.runSources(ctx, sources)
 		p := e.places.begin(e)
 		for _, res := range results {
-			p.findings(res.findings)
+			p.findings(res.Findings)
 		}
 		places := p.finish()
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(&scrapeStatus{e: e, results: results, sources: sources})
+		reg.MustRegister(&scrapeStatus{e: e, results: results})
 		families, err := prometheus.Gatherers{static, reg}.Gather()
 		if err != nil { // as promhttp.ContinueOnError: serve what was gathered
 			e.logger.Error("Error gathering metrics", "err", err)
@@ -217,13 +212,17 @@ func (e *Exporter) ProbeHandler() http.Handler {
 		// deadline, and ends when the caller hangs up. A refusal is the
 		// caller's mistake, not the exporter's: logged at debug level, so
 		// that anyone who can reach the port cannot fill the log.
-		if err := s.Endpoints.AllowedContext(ctx, target, moduleName); err != nil {
+		if s == nil || s.Prober == nil {
+			http.Error(w, "no source answers /probe", http.StatusNotFound)
+			return
+		}
+		if err := s.Prober.AllowedContext(ctx, target, moduleName); err != nil {
 			e.logger.Debug("Probe refused", "target", target, "module", moduleName, "err", err)
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(&probe{e: e, ctx: ctx, prober: s.Endpoints, target: target, module: moduleName})
+		reg.MustRegister(&probe{e: e, ctx: ctx, prober: s.Prober, target: target, module: moduleName})
 		e.serve(w, r, reg)
 	})
 }
@@ -249,9 +248,9 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	results := s.e.runSources(s.ctx, s.sources)
 	em := s.e.newEmitter(ch)
 	for _, r := range results {
-		em.findings(r.findings)
+		em.findings(r.Findings)
 	}
-	em.scrapeStatus(results, s.sources)
+	em.scrapeStatus(results)
 }
 
 // scrapeStatus is the collector of the exporter's own metrics about one
@@ -259,50 +258,25 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 type scrapeStatus struct {
 	e       *Exporter
 	results []sourceResult
-	sources *Sources
 }
 
 func (s *scrapeStatus) Describe(chan<- *prometheus.Desc) {}
 
 func (s *scrapeStatus) Collect(ch chan<- prometheus.Metric) {
-	s.e.newEmitter(ch).scrapeStatus(s.results, s.sources)
+	s.e.newEmitter(ch).scrapeStatus(s.results)
 }
 
 // sourceResult is what one source found in one scrape.
 type sourceResult struct {
-	name     string
-	findings []source.Finding
-	ok       bool
-	took     time.Duration
-	// skippedFiles counts, per file group (in configuration order), the
-	// files that walks and globs skipped; files source only.
-	skippedFiles []int
-}
-
-// sourceRun is one source's part of a scrape: it fills findings, and the
-// counts only its source has.
-type sourceRun struct {
 	name string
-	run  func(context.Context) sourceResult
+	source.Result
+	ok   bool
+	took time.Duration
 }
 
 // runSources runs every source concurrently within ctx.
 func (e *Exporter) runSources(ctx context.Context, sources *Sources) []sourceResult {
-	runs := []sourceRun{
-		{source.KindEndpoint, func(ctx context.Context) sourceResult {
-			return sourceResult{findings: sources.Endpoints.CollectAll(ctx)}
-		}},
-		{source.KindFile, func(ctx context.Context) sourceResult {
-			findings, skipped := sources.Files.CollectCounted(ctx)
-			return sourceResult{findings: findings, skippedFiles: skipped}
-		}},
-	}
-	if sources.Kubernetes != nil {
-		runs = append(runs, sourceRun{collectorKubernetes, func(ctx context.Context) sourceResult {
-			return sourceResult{findings: sources.Kubernetes.Collect(ctx)}
-		}})
-	}
-	return e.runAll(ctx, runs, &sources.last)
+	return e.runAll(ctx, sources.Collectors, &sources.last)
 }
 
 // runAll runs sources concurrently and returns by ctx's deadline whatever
@@ -312,7 +286,7 @@ func (e *Exporter) runSources(ctx context.Context, sources *Sources) []sourceRes
 // false) and left to end in the background: it sends its result into a
 // buffered channel nobody reads any more, never into the results being
 // answered.
-func (e *Exporter) runAll(ctx context.Context, runs []sourceRun, last *lastResults) []sourceResult {
+func (e *Exporter) runAll(ctx context.Context, runs []source.Collector, last *lastResults) []sourceResult {
 	sourceCtx, cancel := ctx, context.CancelFunc(func() {})
 	if deadline, ok := ctx.Deadline(); ok {
 		sourceCtx, cancel = context.WithDeadline(ctx, deadline.Add(-sourceMargin(time.Until(deadline))))
@@ -326,15 +300,14 @@ func (e *Exporter) runAll(ctx context.Context, runs []sourceRun, last *lastResul
 	start := time.Now()
 	for i, r := range runs {
 		go func() {
-			var res sourceResult
-			findings, ok := e.guard(r.name, func() []source.Finding {
-				res = r.run(sourceCtx)
-				return res.findings
-			})
+			name := r.Name()
+			res := sourceResult{name: name}
+			var ok bool
+			res.Result, ok = e.guard(name, func() source.Result { return r.Scrape(sourceCtx) })
 			if sourceCtx.Err() != nil {
 				ok = false // cut short by the scrape deadline
 			}
-			res.name, res.findings, res.ok, res.took = r.name, findings, ok, time.Since(start)
+			res.ok, res.took = ok, time.Since(start)
 			if ok {
 				last.put(res)
 			}
@@ -365,10 +338,11 @@ func (e *Exporter) runAll(ctx context.Context, runs []sourceRun, last *lastResul
 				// rather than vanish from this answer (Prometheus would mark
 				// every one of their series stale); collector_success says
 				// the source was cut short.
-				prev, had := last.get(r.name)
+				name := r.Name()
+				prev, had := last.get(name)
 				e.logger.Warn("Collector did not return by the scrape deadline; answering with its last complete result",
-					"collector", r.name, "have_last", had)
-				results[i] = sourceResult{name: r.name, findings: prev.findings, skippedFiles: prev.skippedFiles, took: time.Since(start)}
+					"collector", name, "have_last", had)
+				results[i] = sourceResult{name: name, Result: prev.Result, took: time.Since(start)}
 			}
 		}
 		break
@@ -383,20 +357,28 @@ func sourceMargin(left time.Duration) time.Duration {
 	return min(max(left/10, 10*time.Millisecond), time.Second)
 }
 
-// Ready reports whether the sources can serve complete answers: the
-// Kubernetes informers, when configured, have completed their first list.
+// Ready reports whether the sources can serve complete answers: every
+// source that needs time to start (informers, streams) says it is ready.
 func (e *Exporter) Ready() bool {
 	s := e.sources.Load()
-	return s != nil && (s.Kubernetes == nil || s.Kubernetes.Synced())
+	if s == nil {
+		return false
+	}
+	for _, c := range s.Collectors {
+		if r, ok := c.(source.Readier); ok && !r.Ready() {
+			return false
+		}
+	}
+	return true
 }
 
 // guard runs a source, turning a panic into a failed collection rather than
 // a dead exporter.
-func (e *Exporter) guard(name string, run func() []source.Finding) (findings []source.Finding, ok bool) {
+func (e *Exporter) guard(name string, run func() source.Result) (result source.Result, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			e.logger.Error("Collector panicked", "collector", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			findings, ok = nil, false
+			result, ok = source.Result{}, false
 		}
 	}()
 	return run(), true
@@ -406,7 +388,7 @@ func (e *Exporter) guard(name string, run func() []source.Finding) (findings []s
 type probe struct {
 	e      *Exporter
 	ctx    context.Context
-	prober *endpoint.Prober
+	prober source.Prober
 	target string
 	module string
 }
@@ -415,12 +397,13 @@ func (p *probe) Describe(chan<- *prometheus.Desc) {}
 
 func (p *probe) Collect(ch chan<- prometheus.Metric) {
 	start := time.Now()
-	findings, ok := p.e.guard(source.KindEndpoint, func() []source.Finding {
-		return []source.Finding{p.prober.Probe(p.ctx, p.target, p.module)}
+	name := p.prober.Name()
+	res, ok := p.e.guard(name, func() source.Result {
+		return source.Result{Findings: []source.Finding{p.prober.Probe(p.ctx, p.target, p.module)}}
 	})
 	em := p.e.newEmitter(ch)
-	em.collectorStatus(source.KindEndpoint, ok, time.Since(start))
-	em.findings(findings)
+	em.collectorStatus(name, ok, time.Since(start))
+	em.findings(res.Findings)
 }
 
 // descCache reuses descriptors across scrapes; the set of extra label names

@@ -13,7 +13,6 @@ import (
 
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/kubernetes"
 )
 
 // Metric names and help texts. They are an API: dashboards, alerts and users
@@ -30,10 +29,6 @@ const (
 	nameHandshake      = "certwatch_tls_handshake_duration_seconds"
 	nameCollectorTime  = "certwatch_collector_duration_seconds"
 	nameCollectorOK    = "certwatch_collector_success"
-	nameKubeSynced     = "certwatch_kubernetes_informer_synced"
-	nameKubeWatchErrs  = "certwatch_kubernetes_watch_errors_total"
-	helpKubeSynced     = "Whether the Kubernetes informer has completed its first list (1) or not yet (0); namespace is empty for cluster-wide informers."
-	helpKubeWatchErrs  = "List and watch failures of the Kubernetes informer, by error class (permission for RBAC denials)."
 	helpCertNotAfter   = "Unix time after which the certificate is no longer valid."
 	helpCertNotBefore  = "Unix time before which the certificate is not yet valid."
 	helpCertInfo       = "Attributes of the certificate that change across renewals (value is always 1)."
@@ -107,43 +102,37 @@ func (em *emitter) collectorStatus(name string, ok bool, took time.Duration) {
 	em.gauge(nameCollectorOK, helpCollectorOK, []string{"collector"}, []string{name}, nil, boolValue(ok))
 }
 
-// The files source's skipped files, one series per file group: the group's
-// index in the configuration's files list keeps the label bounded.
-const (
-	nameFileSkipped = "certwatch_file_skipped_files"
-	helpFileSkipped = "Files found by walking a directory or a glob and skipped: no certificate inside and a name that claims none; group is the index in the files list."
-)
-
 // scrapeStatus emits the exporter's own metrics about one scrape: how each
-// collector did, and the health of the Kubernetes informers.
-func (em *emitter) scrapeStatus(results []sourceResult, sources *Sources) {
+// collector did, and each source's own health.
+func (em *emitter) scrapeStatus(results []sourceResult) {
 	for _, r := range results {
 		em.collectorStatus(r.name, r.ok, r.took)
-		for group, n := range r.skippedFiles {
-			em.gauge(nameFileSkipped, helpFileSkipped, []string{"group"}, []string{strconv.Itoa(group)}, nil, float64(n))
+		for _, st := range r.Status {
+			em.sample(st)
 		}
-	}
-	if k := sources.Kubernetes; k != nil {
-		em.kubernetesStatus(k.Statuses())
 	}
 }
 
-// kubernetesStatus emits the health of every Kubernetes informer.
-func (em *emitter) kubernetesStatus(statuses []kubernetes.Status) {
-	for _, st := range statuses {
-		em.gauge(nameKubeSynced, helpKubeSynced, []string{"resource", "namespace"}, []string{st.Resource, st.Namespace}, nil, boolValue(st.Synced))
-		for _, class := range source.Classes {
-			n, ok := st.WatchErrors[class]
-			if !ok && class != source.ClassPermission {
-				continue // permission is always present, so "RBAC denied" alerts have a series to match
-			}
-			m, err := prometheus.NewConstMetric(em.e.descs.get(nameKubeWatchErrs, helpKubeWatchErrs, []string{"resource", "namespace", "class"}),
-				prometheus.CounterValue, n, st.Resource, st.Namespace, string(class))
-			if err == nil {
-				em.ch <- m
-			}
-		}
+// sample emits one series of a source's own health.
+func (em *emitter) sample(st source.Sample) {
+	if len(st.LabelNames) != len(st.Values) {
+		em.e.logger.Error("Dropping a status series with mismatched labels", "metric", st.Name)
+		return
 	}
+	vt := prometheus.GaugeValue
+	if st.Counter {
+		vt = prometheus.CounterValue
+	}
+	values := make([]string, len(st.Values))
+	for i, v := range st.Values {
+		values[i] = validUTF8(v)
+	}
+	m, err := prometheus.NewConstMetric(em.e.descs.get(st.Name, st.Help, st.LabelNames), vt, st.Value, values...)
+	if err != nil {
+		em.e.logger.Error("Dropping a status series that cannot be built", "metric", st.Name, "err", err)
+		return
+	}
+	em.ch <- m
 }
 
 // findings emits the metrics of every place. A target with several keys

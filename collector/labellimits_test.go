@@ -15,6 +15,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/files"
 )
 
@@ -44,7 +45,7 @@ func TestHostileNamesMakeBoundedLines(t *testing.T) {
 	}
 	logger := promslog.NewNopLogger()
 	e := New(logger, inspect.NewInspector(nil), 0)
-	e.Update(&Sources{Files: files.New(cfg, files.NewCache(), logger)})
+	e.Update(&Sources{Collectors: []source.Collector{files.New(cfg, files.NewCache(), logger)}})
 	h := e.MetricsHandler(prometheus.NewRegistry())
 
 	protoFormat := expfmt.NewFormat(expfmt.TypeProtoDelim)

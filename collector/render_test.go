@@ -80,7 +80,8 @@ files:
 	}
 	logger := promslog.NewNopLogger()
 	e := New(logger, inspect.NewInspector(now), 0)
-	e.Update(&Sources{Endpoints: endpoint.New(cfg, logger), Files: files.New(cfg, files.NewCache(), logger)})
+	prober := endpoint.New(cfg, logger)
+	e.Update(&Sources{Collectors: []source.Collector{prober, files.New(cfg, files.NewCache(), logger)}, Prober: prober})
 	static := prometheus.NewRegistry()
 	return e, e.MetricsHandler(static), dir, chain
 }

@@ -23,18 +23,19 @@ func TestRunAllAnswersByTheDeadline(t *testing.T) {
 	stuckEnded := make(chan struct{})
 	quick := source.Finding{Place: source.Place{Source: source.KindFile, Target: "/quick"}}
 	late := source.Finding{Place: source.Place{Source: source.KindFile, Target: "/late"}}
-	runs := []sourceRun{
-		{"quick", func(context.Context) sourceResult {
-			return sourceResult{findings: []source.Finding{quick}, skippedFiles: []int{3}}
+	status := []source.Sample{{Name: "quick_status", Value: 3}}
+	runs := []source.Collector{
+		funcSource{"quick", func(context.Context) source.Result {
+			return source.Result{Findings: []source.Finding{quick}, Status: status}
 		}},
-		{"honours", func(ctx context.Context) sourceResult {
+		funcSource{"honours", func(ctx context.Context) source.Result {
 			<-ctx.Done()
-			return sourceResult{findings: []source.Finding{late}}
+			return source.Result{Findings: []source.Finding{late}}
 		}},
-		{"stuck", func(context.Context) sourceResult {
+		funcSource{"stuck", func(context.Context) source.Result {
 			defer close(stuckEnded)
 			<-release
-			return sourceResult{findings: []source.Finding{late}}
+			return source.Result{Findings: []source.Finding{late}}
 		}},
 	}
 	const timeout = 300 * time.Millisecond
@@ -49,15 +50,15 @@ func TestRunAllAnswersByTheDeadline(t *testing.T) {
 	if len(results) != 3 {
 		t.Fatalf("%d results, want 3", len(results))
 	}
-	if r := results[0]; r.name != "quick" || !r.ok || len(r.findings) != 1 || r.findings[0].Target != "/quick" || len(r.skippedFiles) != 1 || r.skippedFiles[0] != 3 {
+	if r := results[0]; r.name != "quick" || !r.ok || len(r.Findings) != 1 || r.Findings[0].Target != "/quick" || len(r.Status) != 1 || r.Status[0].Value != 3 {
 		t.Errorf("quick source: %+v", r)
 	}
 	// It returned at its own, earlier, deadline with what it had: kept, but
 	// marked as cut short.
-	if r := results[1]; r.name != "honours" || r.ok || len(r.findings) != 1 {
+	if r := results[1]; r.name != "honours" || r.ok || len(r.Findings) != 1 {
 		t.Errorf("source that honours its deadline: %+v", r)
 	}
-	if r := results[2]; r.name != "stuck" || r.ok || r.findings != nil {
+	if r := results[2]; r.name != "stuck" || r.ok || r.Findings != nil {
 		t.Errorf("stuck source: %+v, want no findings and ok false", r)
 	}
 	close(release)
@@ -68,7 +69,7 @@ func TestRunAllAnswersByTheDeadline(t *testing.T) {
 	}
 	// Reading the results after the stuck source ended: it wrote nothing
 	// into them.
-	if results[2].findings != nil {
+	if results[2].Findings != nil {
 		t.Errorf("the stuck source wrote into the answer: %+v", results[2])
 	}
 }
@@ -99,18 +100,27 @@ func TestRunAllServesTheLastResultOfALateSource(t *testing.T) {
 	collect := func(stuck bool, f source.Finding) []sourceResult {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		return e.runAll(ctx, []sourceRun{{"files", func(context.Context) sourceResult {
+		return e.runAll(ctx, []source.Collector{funcSource{"files", func(context.Context) source.Result {
 			if stuck {
 				<-hang
 			}
-			return sourceResult{findings: []source.Finding{f}, skippedFiles: []int{7}}
+			return source.Result{Findings: []source.Finding{f}, Status: []source.Sample{{Name: "files_status", Value: 7}}}
 		}}}, &last)
 	}
-	if r := collect(false, first)[0]; !r.ok || r.findings[0].Target != "/first" {
+	if r := collect(false, first)[0]; !r.ok || r.Findings[0].Target != "/first" {
 		t.Fatalf("complete collection: %+v", r)
 	}
 	r := collect(true, second)[0]
-	if r.ok || len(r.findings) != 1 || r.findings[0].Target != "/first" || len(r.skippedFiles) != 1 {
+	if r.ok || len(r.Findings) != 1 || r.Findings[0].Target != "/first" || len(r.Status) != 1 || r.Status[0].Value != 7 {
 		t.Fatalf("late collection: %+v, want the last complete result (/first), marked not ok", r)
 	}
 }
+
+// funcSource is a source made of a function, for runAll's tests.
+type funcSource struct {
+	name   string
+	scrape func(context.Context) source.Result
+}
+
+func (f funcSource) Name() string                             { return f.name }
+func (f funcSource) Scrape(ctx context.Context) source.Result { return f.scrape(ctx) }

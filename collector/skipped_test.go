@@ -13,6 +13,7 @@ import (
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
 )
@@ -37,13 +38,14 @@ func TestSkippedFilesGauge(t *testing.T) {
 	}
 	logger := promslog.NewNopLogger()
 	e := New(logger, inspect.NewInspector(nil), 0)
-	e.Update(&Sources{Endpoints: endpoint.New(cfg, logger), Files: files.New(cfg, files.NewCache(), logger)})
+	prober := endpoint.New(cfg, logger)
+	e.Update(&Sources{Collectors: []source.Collector{prober, files.New(cfg, files.NewCache(), logger)}, Prober: prober})
 	h := e.MetricsHandler(prometheus.NewRegistry())
 	for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeProtoDelim)} {
 		_, body := get(t, h, string(format), "")
-		mf := decode(t, body, format)[nameFileSkipped]
+		mf := decode(t, body, format)["certwatch_file_skipped_files"]
 		if mf == nil {
-			t.Fatalf("%s: no %s family", format, nameFileSkipped)
+			t.Fatalf("%s: no %s family", format, "certwatch_file_skipped_files")
 		}
 		got := map[string]float64{}
 		for _, m := range mf.GetMetric() {

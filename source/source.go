@@ -1,6 +1,7 @@
 // Package source holds what every certificate source shares: the Finding a
-// source reports for one place, and the bounded set of error classes that
-// say why a place could not be read.
+// source reports for one place, the bounded set of error classes that say
+// why a place could not be read, and the Collector interface through which
+// the collector runs every source without knowing any by name.
 //
 // Sources (source/endpoint, source/files, ...) find certificates; they do not
 // judge them. Judging is the inspect package's job, and turning findings and

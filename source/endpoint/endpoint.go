@@ -428,3 +428,11 @@ func (l *clientCertLoader) get(*tls.CertificateRequestInfo) (*tls.Certificate, e
 	l.cert, l.modTime = &cert, newest
 	return l.cert, nil
 }
+
+// Name is the collector label of the endpoint source.
+func (p *Prober) Name() string { return source.KindEndpoint }
+
+// Scrape probes every configured endpoint (CollectAll).
+func (p *Prober) Scrape(ctx context.Context) source.Result {
+	return source.Result{Findings: p.CollectAll(ctx)}
+}

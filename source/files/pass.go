@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,4 +350,25 @@ func (s *Source) warnOverlap(first, second int, path string) {
 	}
 	s.logger.Warn("A file is reached by two file groups; it is reported once, under the first",
 		"kind", source.KindFile, "target", path, "first_group", first, "second_group", second)
+}
+
+// The files skipped by walks and globs, one series per file group: the
+// group's index in the configuration's files list keeps the label bounded.
+const (
+	nameSkipped = "certwatch_file_skipped_files"
+	helpSkipped = "Files found by walking a directory or a glob and skipped: no certificate inside and a name that claims none; group is the index in the files list."
+)
+
+// Name is the collector label of the files source.
+func (s *Source) Name() string { return source.KindFile }
+
+// Scrape is CollectCounted, with the skipped files of each group as status.
+func (s *Source) Scrape(ctx context.Context) source.Result {
+	findings, skipped := s.CollectCounted(ctx)
+	status := make([]source.Sample, len(skipped))
+	for group, n := range skipped {
+		status[group] = source.Sample{Name: nameSkipped, Help: helpSkipped,
+			LabelNames: []string{"group"}, Values: []string{strconv.Itoa(group)}, Value: float64(n)}
+	}
+	return source.Result{Findings: findings, Status: status}
 }

@@ -398,3 +398,43 @@ func targetOf(namespace, name string) string {
 	}
 	return namespace + "/" + name
 }
+
+// The health of every informer, as series about the source.
+const (
+	nameSynced      = "certwatch_kubernetes_informer_synced"
+	helpSynced      = "Whether the Kubernetes informer has completed its first list (1) or not yet (0); namespace is empty for cluster-wide informers."
+	nameWatchErrors = "certwatch_kubernetes_watch_errors_total"
+	helpWatchErrors = "List and watch failures of the Kubernetes informer, by error class (permission for RBAC denials)."
+)
+
+// Name is the collector label of the Kubernetes source.
+func (s *Source) Name() string { return "kubernetes" }
+
+// Ready reports whether every informer has completed its first list.
+func (s *Source) Ready() bool { return s.Synced() }
+
+// Scrape is Collect, with every informer's health as status.
+func (s *Source) Scrape(ctx context.Context) source.Result {
+	findings := s.Collect(ctx)
+	var status []source.Sample
+	for _, st := range s.Statuses() {
+		status = append(status, source.Sample{Name: nameSynced, Help: helpSynced,
+			LabelNames: []string{"resource", "namespace"}, Values: []string{st.Resource, st.Namespace}, Value: boolValue(st.Synced)})
+		for _, class := range source.Classes {
+			n, ok := st.WatchErrors[class]
+			if !ok && class != source.ClassPermission {
+				continue // permission is always present, so "RBAC denied" alerts have a series to match
+			}
+			status = append(status, source.Sample{Name: nameWatchErrors, Help: helpWatchErrors, Counter: true,
+				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
+		}
+	}
+	return source.Result{Findings: findings, Status: status}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
