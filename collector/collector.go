@@ -70,6 +70,7 @@ type Exporter struct {
 	logger        *slog.Logger
 	inspector     *inspect.Inspector
 	sources       atomic.Pointer[Sources]
+	snapshot      atomic.Pointer[Snapshot]
 	timeoutOffset time.Duration
 	descs         descCache
 	places        *placeCache
@@ -115,12 +116,15 @@ func (e *Exporter) MetricsHandler(static prometheus.Gatherer) http.Handler {
 			e.serve(w, r, prometheus.Gatherers{static, reg})
 			return
 		}
+		at := time.Now()
 		results := e.runSources(ctx, sources)
 		p := e.places.begin(e)
+		p.snap = &snapshotBuilder{}
 		for _, res := range results {
 			p.findings(res.Findings)
 		}
 		places := p.finish()
+		p.snap.publish(e, at, results)
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(&scrapeStatus{e: e, results: results})
 		families, err := prometheus.Gatherers{static, reg}.Gather()
@@ -245,11 +249,14 @@ type scrape struct {
 func (s *scrape) Describe(chan<- *prometheus.Desc) {} // unchecked: label sets follow the configuration
 
 func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	at := time.Now()
 	results := s.e.runSources(s.ctx, s.sources)
 	em := s.e.newEmitter(ch)
+	em.snap = &snapshotBuilder{}
 	for _, r := range results {
 		em.findings(r.Findings)
 	}
+	em.snap.publish(s.e, at, results)
 	em.scrapeStatus(results)
 }
 

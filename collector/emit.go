@@ -55,6 +55,9 @@ var (
 type emitter struct {
 	e  *Exporter
 	ch chan<- prometheus.Metric
+	// snap gathers the scrape's snapshot; nil for /probe, whose places are
+	// not the configured ones.
+	snap *snapshotBuilder
 
 	// Per-scrape state of findings: label sets resolved once, and series
 	// buffered until they can be sent sorted.
@@ -68,6 +71,15 @@ type emitter struct {
 	pairSlab                                    []dto.LabelPair
 	pairPtrSlab                                 []*dto.LabelPair
 	chunk, seriesChunk, pairChunk, pairPtrChunk int
+}
+
+// chainsOf returns what the inspector judges of each place.
+func chainsOf(places []*source.Finding) []inspect.Chain {
+	chains := make([]inspect.Chain, len(places))
+	for i, f := range places {
+		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
+	}
+	return chains
 }
 
 func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter {
@@ -167,6 +179,9 @@ func (em *emitter) findings(findings []source.Finding) {
 		if f.Err != nil && ts.err == nil {
 			ts.err = f.Err
 		}
+		if len(f.Certs) == 0 {
+			em.snap.failed(f)
+		}
 		pk := placeKey{f.Source, f.Target, f.Key}
 		if seen[pk] || len(f.Certs) == 0 {
 			continue // a duplicate place would make the scrape invalid
@@ -175,11 +190,8 @@ func (em *emitter) findings(findings []source.Finding) {
 		places = append(places, f)
 	}
 	// Judged together: chains not judged before are verified on every core.
-	chains := make([]inspect.Chain, len(places))
-	for i, f := range places {
-		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
-	}
-	for i, verdict := range em.e.inspector.JudgeAll(chains) {
+	for i, verdict := range em.e.inspector.JudgeAll(chainsOf(places)) {
+		em.snap.judged(places[i], verdict)
 		em.place(places[i], verdict)
 	}
 	for _, tk := range order {

@@ -110,6 +110,7 @@ func newPlaceCache() *placeCache {
 type pass struct {
 	c      *placeCache
 	e      *Exporter
+	snap   *snapshotBuilder
 	order  []*rendered
 	extras map[unsafe.Pointer]*extraLabels
 }
@@ -160,6 +161,7 @@ func (p *pass) findings(findings []source.Finding) {
 			targets[t].err = f.Err
 		}
 		if len(f.Certs) == 0 {
+			p.snap.failed(f)
 			continue
 		}
 		id := placeID{source: f.Source, target: f.Target, key: f.Key}
@@ -199,6 +201,7 @@ func (p *pass) findings(findings []source.Finding) {
 		verdicts[judged[j]] = verdict
 	}
 	for i, f := range places {
+		p.snap.judged(f, verdicts[i])
 		p.place(f, verdicts[i], cached[i])
 	}
 	for _, ts := range targets {
