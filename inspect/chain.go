@@ -61,7 +61,7 @@ func judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.Ve
 func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
 	pl := newPlace(certs)
 	v := Verdict{Reason: ReasonOK, ValidUntil: nextChange(certs, now)}
-	if !p.ServerAuth && pl.isBundle() {
+	if !p.ServerAuth && p.SPIFFEID == "" && pl.isBundle() {
 		v.Roles = pl.roles(nil)
 		v.ChainNotAfter = earliestNotAfter(certs)
 		if v.Reason, v.Detail = judgeAnchors(pl.certs, now); v.Reason == ReasonOK {
@@ -69,7 +69,7 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 		}
 		return v
 	}
-	leaves := pl.leaves(p.ServerAuth)
+	leaves := pl.leaves(p.ServerAuth || p.SPIFFEID != "")
 	v.Roles = pl.roles(leaves)
 	for n, l := range leaves {
 		j := pl.judgeLeaf(l, p, now)
@@ -267,6 +267,11 @@ func checkChain(chain []*x509.Certificate, p source.VerifyParams) (Reason, strin
 	leaf := chain[0]
 	if p.ServerAuth && leaf.BasicConstraintsValid && leaf.IsCA {
 		return ReasonInvalidUsage, fmt.Sprintf("the server's certificate %q is a CA certificate (basicConstraints CA:TRUE), which the web PKI does not allow for a server", nameOf(leaf))
+	}
+	if p.SPIFFEID != "" {
+		if r, d := checkSVID(leaf, p.SPIFFEID); r != ReasonOK {
+			return r, d
+		}
 	}
 	for _, c := range chain {
 		if hasEmptyExtKeyUsage(c) {
@@ -622,4 +627,31 @@ func nextChange(certs []*x509.Certificate, now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// checkSVID applies the X.509-SVID rules a SPIFFE peer enforces: exactly one
+// URI name, the SPIFFE ID the agent issued it for, not a CA, and a key
+// usage that allows signing and no certificate or CRL signing.
+func checkSVID(leaf *x509.Certificate, id string) (Reason, string) {
+	name := nameOf(leaf)
+	switch {
+	case len(leaf.URIs) == 0:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q has no URI name; an X.509-SVID carries its SPIFFE ID %q as its only URI name", name, limitString(id, MaxNameBytes))
+	case len(leaf.URIs) > 1:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q has %d URI names; an X.509-SVID has exactly one", name, len(leaf.URIs))
+	}
+	got := leaf.URIs[0].String()
+	switch {
+	case leaf.URIs[0].Scheme != "spiffe" || leaf.URIs[0].Host == "":
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q names %q, which is not a SPIFFE ID", name, limitString(got, MaxNameBytes))
+	case got != id:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q names %q, not the SPIFFE ID %q it was issued for", name, limitString(got, MaxNameBytes), limitString(id, MaxNameBytes))
+	case leaf.BasicConstraintsValid && leaf.IsCA:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q is a CA certificate, which an X.509-SVID leaf may not be", name)
+	case leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q lacks the digitalSignature key usage", name)
+	case leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0:
+		return ReasonInvalidUsage, fmt.Sprintf("the SVID %q has the keyCertSign or cRLSign key usage, which an X.509-SVID leaf may not have", name)
+	}
+	return ReasonOK, ""
 }

@@ -201,6 +201,8 @@ func cacheKey(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source
 	b = append(b, '|')
 	b = strconv.AppendBool(b, p.ServerAuth)
 	b = append(b, '|')
+	b = append(b, p.SPIFFEID...)
+	b = append(b, '|')
 	h.Write(b)
 	for _, c := range p.Extra {
 		fp := Fingerprint(c)

@@ -73,6 +73,10 @@ type VerifyParams struct {
 	// and server certificates alike, in any order: they accept any usage and
 	// their leaves are found by who issued whom.
 	ServerAuth bool
+	// SPIFFEID, when set, says the place is an X.509-SVID issued for this
+	// SPIFFE ID: the first certificate is the leaf, and it must carry this
+	// ID as its only URI name and be usable as an SVID.
+	SPIFFEID string
 	// RootsID identifies Roots for caching verdicts ("system" or the CA
 	// file's content hash).
 	RootsID string
