@@ -27,6 +27,7 @@ import (
 	"github.com/certwatch/certwatch/collector"
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
+	"github.com/certwatch/certwatch/inventory"
 	"github.com/certwatch/certwatch/shard"
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
@@ -49,6 +50,7 @@ func main() {
 	shardIndex := app.Flag("shard.index", "This replica's shard, from 0 to --shard.total - 1.").Default("0").Int()
 	shardTotal := app.Flag("shard.total", "Number of replicas sharing the configured targets by a stable hash; 0 or 1 watches everything.").Default("0").Int()
 	enablePprof := app.Flag("web.enable-pprof", "Serve Go profiles under /debug/pprof/ (for diagnosing certwatch itself).").Default("false").Bool()
+	disableInventory := app.Flag("web.disable-inventory", "Do not serve the certificate inventory (/certificates, /api/v1/certificates, /certificates.csv): they answer 404.").Default("false").Bool()
 	enableLifecycle := app.Flag(config.LifecycleFlag, "Reload the configuration on POST /-/reload (otherwise 403; SIGHUP reloads either way).").Default("false").Bool()
 	toolkitFlags := kingpinflag.AddFlags(app, defaultListenAddress)
 	logConfig := &promslog.Config{}
@@ -122,6 +124,10 @@ func main() {
 	mux.Handle(*metricsPath, exporter.MetricsHandler(static))
 	mux.Handle("/probe", exporter.ProbeHandler())
 	mux.Handle("/-/reload", reloader.Handler(*enableLifecycle))
+	// The certificate inventory reads the snapshot of the last scrape; it is
+	// served by the same server, behind the same --web.config.file.
+	inv := inventory.New(exporter, logger, inventory.Options{Disabled: *disableInventory, DefaultModule: config.DefaultModuleName})
+	inv.Register(mux)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("Healthy\n")) })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !exporter.Ready() {
@@ -149,10 +155,10 @@ func main() {
 					{Label: "Module", Type: "text", Name: "module", Value: config.DefaultModuleName},
 				},
 			},
-			Links: []web.LandingLinks{
+			Links: append([]web.LandingLinks{
 				{Address: *metricsPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},
-			},
+			}, inv.LandingLinks()...),
 		})
 		if err != nil {
 			logger.Error("Building the landing page", "err", err)
