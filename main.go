@@ -33,6 +33,7 @@ import (
 	"github.com/certwatch/certwatch/source/decode"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
+	"github.com/certwatch/certwatch/source/spiffe"
 	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
 )
 
@@ -86,6 +87,8 @@ func main() {
 	fileCache := files.NewCache()
 	kube := kubeclient.NewRunner(kubeFlags, logger)
 	defer kube.Stop()
+	spiffeRunner := spiffe.NewRunner(logger)
+	defer spiffeRunner.Stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) error {
 		cfg.Shard = sh
 		// Set before the sources decode anything under the new configuration.
@@ -101,6 +104,9 @@ func main() {
 		sources := &collector.Sources{Collectors: []source.Collector{prober, fileSource}, Prober: prober}
 		if kubeSource != nil {
 			sources.Collectors = append(sources.Collectors, kubeSource)
+		}
+		if spiffeSource := spiffeRunner.Apply(cfg.SPIFFE); spiffeSource != nil {
+			sources.Collectors = append(sources.Collectors, spiffeSource)
 		}
 		exporter.Update(sources)
 		fileSource.Warm() // read the files now, so the first scrape finds them ready

@@ -66,6 +66,8 @@ type Config struct {
 	Files     []FileGroup       `yaml:"files"`
 	// Kubernetes enables the Kubernetes source when present.
 	Kubernetes *Kubernetes `yaml:"kubernetes"`
+	// SPIFFE enables the SPIFFE source when present.
+	SPIFFE *SPIFFE `yaml:"spiffe"`
 
 	// Path is the file the configuration came from; relative paths inside it
 	// were resolved against its directory.
@@ -383,6 +385,9 @@ func (c *Config) applyDefaults() {
 			k.ConfigMaps.KeyPatterns = DefaultConfigMapKeyPatterns
 		}
 	}
+	if c.SPIFFE != nil {
+		c.SPIFFE.applyDefaults()
+	}
 	for i := range c.Endpoints {
 		if c.Endpoints[i].Module == "" {
 			c.Endpoints[i].Module = DefaultModuleName
@@ -410,6 +415,9 @@ func (c *Config) resolvePaths(base string) {
 	}
 	if c.Kubernetes != nil {
 		c.Kubernetes.CAFile = abs(c.Kubernetes.CAFile)
+	}
+	if c.SPIFFE != nil {
+		c.SPIFFE.resolvePaths(abs)
 	}
 }
 
@@ -536,6 +544,9 @@ func (c *Config) validate(root *yaml.Node) error {
 			}
 		}
 		validateLabels(f.Labels, append(at, "labels"), fail)
+	}
+	if c.SPIFFE != nil {
+		c.SPIFFE.validate(fail)
 	}
 	if k := c.Kubernetes; k != nil {
 		at := []any{"kubernetes"}

@@ -30,13 +30,15 @@ const (
 	ClassWrongPassword Class = "wrong_password" // a keystore password did not decrypt it
 	ClassSymlinkLoop   Class = "symlink_loop"   // a path resolves through a symlink loop
 	ClassConfig        Class = "config"         // the module or entry settings could not be used (e.g. a missing client cert)
+	ClassNoIdentity    Class = "no_identity"    // a SPIFFE Workload API issued no identity to certwatch: no registration entry matches it
+	ClassStale         Class = "stale"          // what is reported is the last data received, older than its source's stale_after
 	ClassUnknown       Class = "unknown"        // anything else; the log line carries the detail
 )
 
 // Classes lists every class, for documentation and tests.
 var Classes = []Class{ClassTimeout, ClassRefused, ClassUnreachable, ClassDNS, ClassProxy, ClassStartTLS,
 	ClassHandshake, ClassParse, ClassPermission, ClassNotFound, ClassTooLarge, ClassWrongPassword,
-	ClassSymlinkLoop, ClassConfig, ClassUnknown}
+	ClassSymlinkLoop, ClassConfig, ClassNoIdentity, ClassStale, ClassUnknown}
 
 // Error is an error with its class.
 type Error struct {

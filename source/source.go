@@ -16,8 +16,10 @@ import (
 
 // Kinds of source, used as the value of the "source" label.
 const (
-	KindEndpoint = "endpoint"
-	KindFile     = "file"
+	KindEndpoint     = "endpoint"
+	KindFile         = "file"
+	KindSPIFFESVID   = "spiffe_svid"   // X.509 SVIDs from a Workload API
+	KindSPIFFEBundle = "spiffe_bundle" // trust bundles, from a Workload API or a bundle endpoint
 )
 
 // Place names where certificates were found. Source, Target and Key are the
