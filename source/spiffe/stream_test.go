@@ -41,7 +41,7 @@ type workloadAPI struct {
 	noHeader int // streams opened without the Workload API security header
 }
 
-func startWorkloadAPI(t *testing.T) *workloadAPI {
+func startWorkloadAPI(t testing.TB) *workloadAPI {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cw-wl") // unix socket paths are short
 	if err != nil {
@@ -53,7 +53,7 @@ func startWorkloadAPI(t *testing.T) *workloadAPI {
 	return w
 }
 
-func (w *workloadAPI) listen(t *testing.T) {
+func (w *workloadAPI) listen(t testing.TB) {
 	t.Helper()
 	l, err := net.Listen("unix", w.path)
 	if err != nil {
@@ -101,14 +101,14 @@ type trustDomain struct {
 	ca   *testpki.Cert
 }
 
-func newTrustDomain(t *testing.T, name string) trustDomain {
+func newTrustDomain(t testing.TB, name string) trustDomain {
 	return trustDomain{name: name, ca: testpki.New(t, nil, testpki.Options{CommonName: name + " CA", IsCA: true})}
 }
 
 func (td trustDomain) bundle() []byte { return td.ca.Cert.Raw }
 
 // svid issues an X.509-SVID for id; o shapes it (URIs default to id).
-func (td trustDomain) svid(t *testing.T, id, hint string, o testpki.Options) *workload.X509SVID {
+func (td trustDomain) svid(t testing.TB, id, hint string, o testpki.Options) *workload.X509SVID {
 	if o.URIs == nil {
 		o.URIs = []string{id}
 	}

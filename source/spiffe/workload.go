@@ -252,6 +252,12 @@ func (w *watcher) fail(err error) {
 func parseContext(resp *workload.X509SVIDResponse) *x509Context {
 	c := &x509Context{at: time.Now(), bundles: map[spiffeid.TrustDomain][]*x509.Certificate{}, own: map[spiffeid.TrustDomain]bool{}}
 	seenHints := map[string]bool{}
+	type bundle struct {
+		certs []*x509.Certificate
+		pool  *x509.CertPool
+		id    string
+	}
+	shared := map[string]bundle{}
 	for _, s := range resp.GetSvids() {
 		v := svid{id: s.GetSpiffeId(), hint: s.GetHint()}
 		// The Workload API says the first of several SVIDs with one hint is
@@ -271,8 +277,15 @@ func parseContext(resp *workload.X509SVIDResponse) *x509Context {
 		}
 		v.keyPublic = publicOf(s.GetX509SvidKey())
 		clear(s.X509SvidKey) // the private key is never kept
-		v.bundle = parseBundle(s.GetBundle())
-		v.pool, v.bundleID = poolOf(v.bundle), bundleID(v.bundle)
+		// SVIDs of one trust domain come with the same bundle: one parse
+		// and one pool serve them all.
+		b, ok := shared[string(s.GetBundle())]
+		if !ok {
+			b.certs = parseBundle(s.GetBundle())
+			b.pool, b.id = poolOf(b.certs), bundleID(b.certs)
+			shared[string(s.GetBundle())] = b
+		}
+		v.bundle, v.pool, v.bundleID = b.certs, b.pool, b.id
 		// An SVID whose ID is malformed is still judged against the bundle
 		// it came with: the inspector says why it is not a valid SVID.
 		if td, err := spiffeid.TrustDomainFromString(v.id); err == nil {
