@@ -231,7 +231,8 @@ scrape_configs:
 				t.Errorf("%s / %s: %v\n%s", q.Dashboard, q.Panel, err, q.Expr)
 				continue
 			}
-			if len(res) == 0 {
+			// No SPIRE agent here: the SPIFFE panels run, and stay empty.
+			if len(res) == 0 && !strings.Contains(q.Expr, "spiffe") {
 				t.Errorf("%s / %s returns no data:\n%s", q.Dashboard, q.Panel, q.Expr)
 			}
 		}

@@ -32,7 +32,7 @@ func overview() dashboard {
 		description: "What expires when, what is broken, and which targets certwatch cannot read.",
 		variables:   append(commonVariables(), sourceVariable()),
 		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
-		panels: []panel{
+		panels: append([]panel{
 			stat("Certificates", "Certificates certwatch watches in service (not counting trust anchors).", "count("+notAfter+") or vector(0)", "none", 4, nil),
 			stat("Expire within 7 days", "Certificates that expire within 7 days.", between(0, week), "none", 4, steps("green", 1, "red")),
 			stat("Expire within 30 days", "Certificates that expire within 30 days.", between(0, 30*day), "none", 4, steps("green", 1, "orange")),
@@ -89,7 +89,99 @@ func overview() dashboard {
 				description: "The earliest chain expiry across all places, per source, over time: a drop is a renewal missed, a jump a renewal done.",
 				queries:     []query{{expr: "min by (source) (certwatch_chain_not_after_timestamp_seconds" + s + " - time())", legend: "{{source}}"}},
 			},
+		}, spiffePanels()...),
+	}
+}
+
+// spiffePanels are the overview's rows about the SPIFFE source: the X.509
+// SVIDs SPIRE agents serve (one certwatch per node in a DaemonSet, each
+// watching its node's agent at the same socket path, so the instance tells
+// them apart) and the trust bundles. They stay empty without that source.
+func spiffePanels() []panel {
+	s := "{" + sel + "}"
+	svid := `{` + sel + `, source="spiffe_svid", role="leaf"}`
+	bundle := `{` + sel + `, source="spiffe_bundle"}`
+	showInstance := func(o obj) obj {
+		o["options"].(obj)["excludeByName"].(obj)["instance"] = false
+		return o
+	}
+	// A bundle is as good as its newest authority, in the view of the
+	// certwatch instance that sees it worst.
+	newest := func(expr string) string {
+		return "min by (target, key) (max by (job, instance, target, key) (" + expr + "))"
+	}
+	return []panel{
+		{kind: "row", title: "SPIFFE SVIDs"},
+		{
+			kind: "table", title: "SVIDs", unit: "s", w: 24, h: 8,
+			description: "Each X.509 SVID a SPIRE agent serves certwatch, per node (instance) and SPIFFE ID: time until SPIRE should rotate it (half its lifetime; negative: overdue) and until it expires.",
+			queries: []query{
+				{expr: "certwatch_spiffe_svid_rotation_due_timestamp_seconds" + s + " - time()", instant: true, table: true},
+				{expr: "max by (job, instance, target, key) (certwatch_cert_not_after_timestamp_seconds" + svid + ") - time()", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				showInstance(organize(map[string]string{"instance": "Instance", "target": "Workload API", "key": "SPIFFE ID", "Value #A": "Rotation due in", "Value #B": "Expires in"},
+					[]string{"instance", "target", "key", "Value #A", "Value #B"})),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Rotation due in", "desc": false}}, "cellHeight": "sm"},
+			overrides: []obj{{"matcher": obj{"id": "byName", "options": "Rotation due in"}, "properties": []obj{
+				{"id": "custom.cellOptions", "value": obj{"type": "color-background"}},
+				{"id": "thresholds", "value": obj{"mode": "absolute", "steps": steps("red", -300, "orange", 0, "green")}},
+			}}},
 		},
+		{kind: "timeseries", title: "Time to rotation due", unit: "s", w: 12, h: 8,
+			description: "A sawtooth when SPIRE rotates: down to about 0, then up by half the lifetime. A line going below 0 is a rotation missed (CertwatchSpiffeSVIDRotationOverdue).",
+			queries:     []query{{expr: "certwatch_spiffe_svid_rotation_due_timestamp_seconds" + s + " - time()", legend: "{{instance}} {{key}}"}}},
+		{kind: "timeseries", title: "SVID time left", unit: "s", w: 12, h: 8,
+			description: "Time until each SVID expires; a healthy one never goes below half its lifetime.",
+			queries:     []query{{expr: "certwatch_cert_not_after_timestamp_seconds" + svid + " - time()", legend: "{{instance}} {{key}}"}}},
+		{kind: "timeseries", title: "Workload API up", unit: "none", w: 8, h: 8, mappings: []obj{{"type": "value", "options": obj{"0": obj{"text": "down", "color": "red"}, "1": obj{"text": "up", "color": "green"}}}},
+			description: "1 while the X.509 context stream from the agent is established and has delivered a context.",
+			queries:     []query{{expr: "certwatch_spiffe_workload_api_up" + s, legend: "{{instance}} {{target}}"}}},
+		{kind: "timeseries", title: "Time since the last X.509 context", unit: "s", w: 8, h: 8,
+			description: "SPIRE pushes a context only when an SVID or bundle changes, so this grows between rotations and drops at each one.",
+			queries:     []query{{expr: "time() - certwatch_spiffe_workload_api_last_update_timestamp_seconds" + s, legend: "{{instance}} {{target}}"}}},
+		{kind: "timeseries", title: "Workload API errors by class", unit: "none", w: 8, h: 8,
+			description: "Stream failures over 5 minutes: not_found, permission, unreachable, timeout, no_identity (certwatch is not registered), stale.",
+			queries:     []query{{expr: "sum by (target, class) (increase(certwatch_spiffe_workload_api_errors_total" + s + "[5m]))", legend: "{{target}} {{class}}"}}},
+
+		{kind: "row", title: "SPIFFE trust bundles"},
+		{
+			kind: "table", title: "Trust bundles", unit: "s", w: 24, h: 7,
+			description: "Per trust domain and where its bundle came from (an agent's socket or a bundle endpoint): how long its newest authority lasts, and the fraction of its lifetime left (CertwatchSpiffeTrustBundleExpiring under 20%). Old authorities near expiry are normal.",
+			queries: []query{
+				{expr: newest("certwatch_cert_not_after_timestamp_seconds" + bundle + " - time()"), instant: true, table: true},
+				{expr: newest("(certwatch_cert_not_after_timestamp_seconds" + bundle + " - time()) / (certwatch_cert_not_after_timestamp_seconds" + bundle + " - certwatch_cert_not_before_timestamp_seconds" + bundle + ")"), instant: true, table: true},
+				{expr: "max by (target, key) (count by (job, instance, target, key) (certwatch_cert_not_after_timestamp_seconds" + bundle + "))", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"target": "Trust domain", "key": "From", "Value #A": "Newest authority expires in", "Value #B": "Its lifetime left", "Value #C": "Authorities"},
+					[]string{"target", "key", "Value #A", "Value #B", "Value #C"}),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Its lifetime left", "desc": false}}, "cellHeight": "sm"},
+			overrides: []obj{
+				{"matcher": obj{"id": "byName", "options": "Its lifetime left"}, "properties": []obj{
+					{"id": "unit", "value": "percentunit"},
+					{"id": "custom.cellOptions", "value": obj{"type": "color-background"}},
+					{"id": "thresholds", "value": obj{"mode": "absolute", "steps": steps("red", 0.2, "orange", 0.5, "green")}},
+				}},
+				{"matcher": obj{"id": "byName", "options": "Authorities"}, "properties": []obj{{"id": "unit", "value": "none"}}},
+			},
+		},
+		{kind: "timeseries", title: "Bundle endpoint refresh age", unit: "s", w: 8, h: 8,
+			description: "Time since each bundle endpoint was last fetched, beside its refresh hint (0: none). CertwatchSpiffeBundleEndpointStale fires past three hints and at least 30 minutes.",
+			queries: []query{
+				{expr: "max by (target, key) (time() - certwatch_spiffe_bundle_last_refresh_timestamp_seconds" + s + ")", legend: "{{target}} age"},
+				{expr: "max by (target, key) (certwatch_spiffe_bundle_refresh_hint_seconds" + s + ")", legend: "{{target}} hint"},
+			}},
+		{kind: "timeseries", title: "Bundle endpoint up", unit: "none", w: 8, h: 8, mappings: []obj{{"type": "value", "options": obj{"0": obj{"text": "failing", "color": "red"}, "1": obj{"text": "ok", "color": "green"}}}},
+			description: "1 when the last fetch of the bundle endpoint succeeded, per certwatch instance.",
+			queries:     []query{{expr: "certwatch_spiffe_bundle_endpoint_up" + s, legend: "{{instance}} {{target}}"}}},
+		{kind: "timeseries", title: "Bundle sequence number", unit: "none", w: 8, h: 8,
+			description: "The sequence number of the bundle last fetched: a step is a new bundle (a CA added or removed).",
+			queries:     []query{{expr: "max by (target, key) (certwatch_spiffe_bundle_sequence_number" + s + ")", legend: "{{target}}"}}},
 	}
 }
 
