@@ -33,8 +33,8 @@ import (
 	"github.com/certwatch/certwatch/source/decode"
 	"github.com/certwatch/certwatch/source/endpoint"
 	"github.com/certwatch/certwatch/source/files"
-	"github.com/certwatch/certwatch/source/spiffe"
 	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
+	"github.com/certwatch/certwatch/source/spiffe"
 )
 
 // defaultListenAddress uses a port none of the peer exporters use
