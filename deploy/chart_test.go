@@ -796,6 +796,8 @@ func TestChartValues(t *testing.T) {
 			"config.kubernetes.secret.types={x}": "secret",
 			"serviceMonitor.enable=true":         "enable",
 			"config.endpoints[0].targets[0]=web": "pattern",
+			"spiffe.socket.hostpath=/run/spire":  "hostpath",
+			"config.spiffe.bundle_endpoint=x":    "bundle_endpoint",
 		} {
 			_, err := helmTemplate(t, "cw", "--set", set)
 			if err == nil || !strings.Contains(err.Error(), "schema") || !strings.Contains(err.Error(), wantMsg) {
@@ -904,6 +906,107 @@ func TestChartValues(t *testing.T) {
 				t.Errorf("%s is not JSON", filepath.Base(src))
 			}
 		}
+	})
+
+	t.Run("spiffe.enabled mounts each node's SPIRE agent socket into the node pods", func(t *testing.T) {
+		for _, c := range []struct {
+			name    string
+			args    []string
+			volume  map[string]any // the volume's source
+			address string
+		}{
+			{"hostPath", nil,
+				map[string]any{"hostPath": map[string]any{"path": "/run/spire/agent/sockets", "type": "Directory"}},
+				"unix:///run/spire/agent/sockets/agent.sock"},
+			{"SPIFFE CSI driver", []string{"--set", "spiffe.socket.csi=true", "--set", "spiffe.mountPath=/spiffe-workload-api", "--set", "spiffe.socket.fileName=spire-agent.sock"},
+				map[string]any{"csi": map[string]any{"driver": "csi.spiffe.io", "readOnly": true}},
+				"unix:///spiffe-workload-api/spire-agent.sock"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				objs := mustRender(t, "cw", append([]string{"--set", "daemonset.enabled=true", "--set", "spiffe.enabled=true"}, c.args...)...)
+				ds := one(t, objs, "DaemonSet", "")
+				checkWorkload(t, objs, ds) // runs certwatch --config.check on the node configuration
+				pod := get(ds, "spec", "template", "spec")
+				var volume map[string]any
+				for _, v := range list(pod, "volumes") {
+					if str(v, "name") == "spiffe-workload-api" {
+						volume, _ = v.(map[string]any)
+					}
+				}
+				want := map[string]any{"name": "spiffe-workload-api"}
+				for k, v := range c.volume {
+					want[k] = v
+				}
+				if !reflect.DeepEqual(volume, want) {
+					t.Errorf("socket volume %v, want %v", volume, want)
+				}
+				container := get(pod, "containers", 0)
+				dir := strings.TrimPrefix(c.address[:strings.LastIndex(c.address, "/")], "unix://")
+				mounted := false
+				for _, m := range list(container, "volumeMounts") {
+					if str(m, "name") == "spiffe-workload-api" {
+						mounted = true
+						if str(m, "mountPath") != dir || get(m, "readOnly") != true {
+							t.Errorf("socket mount %v, want %s read-only", m, dir)
+						}
+					}
+				}
+				if !mounted {
+					t.Errorf("the socket volume is not mounted: %v", list(container, "volumeMounts"))
+				}
+				env := list(container, "env")
+				if len(env) != 1 || str(env[0], "name") != "SPIFFE_ENDPOINT_SOCKET" || str(env[0], "value") != c.address {
+					t.Errorf("env %v, want SPIFFE_ENDPOINT_SOCKET=%s", env, c.address)
+				}
+				text, _ := renderedConfig(t, objs, ds)
+				var cfg struct {
+					SPIFFE struct {
+						WorkloadAPI []struct {
+							Address string `yaml:"address"`
+						} `yaml:"workload_api"`
+					} `yaml:"spiffe"`
+				}
+				if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+					t.Fatal(err)
+				}
+				if w := cfg.SPIFFE.WorkloadAPI; len(w) != 1 || w[0].Address != c.address {
+					t.Errorf("node configuration watches %+v, want the socket %s:\n%s", w, c.address, text)
+				}
+				// Only the node pods watch their node's agent.
+				d := one(t, objs, "Deployment", "")
+				if env := get(d, "spec", "template", "spec", "containers", 0, "env"); env != nil {
+					t.Errorf("the Deployment has env %v", env)
+				}
+				if text, _ := renderedConfig(t, objs, d); strings.Contains(text, "spiffe") {
+					t.Errorf("the Deployment's configuration has a spiffe section:\n%s", text)
+				}
+			})
+		}
+		t.Run("a spiffe section of daemonset.config is kept", func(t *testing.T) {
+			objs := mustRender(t, "cw", "--set", "daemonset.enabled=true", "--set", "spiffe.enabled=true",
+				"--set", "daemonset.config.spiffe.workload_api[0].address=unix:///run/spire/agent/sockets/other.sock")
+			text, _ := renderedConfig(t, objs, one(t, objs, "DaemonSet", ""))
+			if !strings.Contains(text, "other.sock") || strings.Contains(text, "/agent.sock") {
+				t.Errorf("node configuration:\n%s", text)
+			}
+		})
+		t.Run("without the DaemonSet it is refused", func(t *testing.T) {
+			_, err := helmTemplate(t, "cw", "--set", "spiffe.enabled=true")
+			if err == nil || !strings.Contains(err.Error(), "spiffe.enabled needs daemonset.enabled") {
+				t.Errorf("want an error saying spiffe.enabled needs daemonset.enabled, got %v", err)
+			}
+		})
+		t.Run("off by default", func(t *testing.T) {
+			ds := one(t, mustRender(t, "cw", "--set", "daemonset.enabled=true"), "DaemonSet", "")
+			if env := get(ds, "spec", "template", "spec", "containers", 0, "env"); env != nil {
+				t.Errorf("env %v", env)
+			}
+			for _, v := range list(ds, "spec", "template", "spec", "volumes") {
+				if str(v, "name") == "spiffe-workload-api" {
+					t.Errorf("volume %v", v)
+				}
+			}
+		})
 	})
 
 	t.Run("the defaults render nothing optional", func(t *testing.T) {

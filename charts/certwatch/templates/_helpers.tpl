@@ -71,9 +71,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- toYaml (.Values.config | default dict) }}
 {{- end }}
 
-{{/* The configuration file of the DaemonSet, as YAML. */}}
+{{/*
+The configuration file of the DaemonSet, as YAML. With spiffe.enabled it
+watches the mounted agent socket, unless daemonset.config has a spiffe
+section (null included) of its own.
+*/}}
 {{- define "certwatch.nodeConfig" -}}
-{{- toYaml (.Values.daemonset.config | default dict) }}
+{{- $cfg := deepCopy (.Values.daemonset.config | default dict) }}
+{{- if and .Values.spiffe.enabled (not (hasKey $cfg "spiffe")) }}
+{{- $_ := set $cfg "spiffe" (dict "workload_api" (list (dict "address" (include "certwatch.spiffeSocket" .)))) }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* The SPIRE agent's Workload API socket in the node pods, as an address. */}}
+{{- define "certwatch.spiffeSocket" -}}
+{{- printf "unix://%s/%s" (.Values.spiffe.mountPath | trimSuffix "/") .Values.spiffe.socket.fileName }}
 {{- end }}
 
 {{/*
