@@ -5,9 +5,12 @@
 #
 # It installs what the tests need first, and reuses what is already there:
 #   - Debian packages for the real STARTTLS daemons (.ci/install-test-deps.sh, as root)
-#   - kube-apiserver and etcd (scripts/kube-tools.sh), promtool, prometheus
-#     amtool and helm, built once into versioned folders under
-#     $CERTWATCH_TOOLS (default ~/.cache/certwatch/tools)
+#   - kube-apiserver and etcd (scripts/kube-tools.sh) and spire-server and
+#     spire-agent (scripts/spire-tools.sh, needs a C compiler), built in
+#     parallel, and promtool, prometheus, amtool and helm, all built once into
+#     versioned folders under $CERTWATCH_TOOLS (default ~/.cache/certwatch/tools)
+#     CERTWATCH_SKIP_KUBE_TESTS=1 and CERTWATCH_SKIP_SPIRE_TESTS=1 skip building
+#     the Kubernetes and SPIRE components and the tests that run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +48,40 @@ install_tool "alertmanager-${ALERTMANAGER_VERSION}" amtool "github.com/prometheu
 install_tool "helm-${HELM_VERSION}" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 promtool --version >/dev/null
 
-if [ "${CERTWATCH_SKIP_KUBE_TESTS:-}" != 1 ]; then
-	step "kube-apiserver and etcd for the Kubernetes integration tests (minutes the first time)"
-	CERTWATCH_KUBE_BIN="$(scripts/kube-tools.sh)"
-	export CERTWATCH_KUBE_BIN
+# kube-apiserver + etcd (scripts/kube-tools.sh) and spire-server +
+# spire-agent (scripts/spire-tools.sh), built at the same time: each is
+# minutes of compiling the first time, nothing once built. Each script prints
+# its folder on stdout, exported as CERTWATCH_KUBE_BIN / CERTWATCH_SPIRE_BIN,
+# and its progress on stderr, shown once both have finished.
+tool_names=()
+for name in kube spire; do
+	skip="CERTWATCH_SKIP_${name^^}_TESTS"
+	if [ "${!skip:-}" != 1 ]; then
+		tool_names+=("$name")
+	fi
+done
+if [ "${#tool_names[@]}" -gt 0 ]; then
+	step "integration components: ${tool_names[*]} (minutes the first time)"
+	tools_out="$(mktemp -d)"
+	declare -A tool_pid
+	for name in "${tool_names[@]}"; do
+		"scripts/$name-tools.sh" >"$tools_out/$name.dir" 2>"$tools_out/$name.log" &
+		tool_pid[$name]=$!
+	done
+	tools_failed=0
+	for name in "${tool_names[@]}"; do
+		var="CERTWATCH_${name^^}_BIN"
+		if wait "${tool_pid[$name]}"; then
+			export "$var=$(cat "$tools_out/$name.dir")"
+			echo "$name: $var=${!var}"
+		else
+			echo "$name: scripts/$name-tools.sh failed" >&2
+			tools_failed=1
+		fi
+		sed "s/^/  $name: /" "$tools_out/$name.log"
+	done
+	rm -rf "$tools_out"
+	[ "$tools_failed" = 0 ] || exit 1
 fi
 
 step "gofmt and go vet"
