@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that source/endpoint/daemons_test.go needs: real
 # STARTTLS daemons the tests start themselves, on loopback high ports, with
-# configurations and certificates they write to temporary directories.
+# configurations and certificates they write to temporary directories. Also
+# Chromium, which inventory/browser_test.go runs headless against the
+# inventory pages (CERTWATCH_SKIP_BROWSER_TESTS=1 skips that test instead).
 #
 # Idempotent: packages already installed are skipped, so a second run takes
 # well under a second. Must run as root on Debian (12 "bookworm" is what the
@@ -24,6 +26,7 @@ packages=(
 	podman         # container image test (deploy/container): make image + inspect
 	buildah
 	openssl        # cross-check of the trust store's dates
+	chromium       # inventory/browser_test.go drives the inventory pages in headless Chromium (chromedp)
 )
 # init scripts / units of those packages, stopped and disabled when this
 # script installed them

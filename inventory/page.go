@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -226,6 +227,10 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, v.Err = http.StatusBadRequest, err.Error()
 	}
+	if !slices.Contains(v.PageSizes, q.PageSize) {
+		v.PageSizes = append(v.PageSizes, q.PageSize)
+		slices.Sort(v.PageSizes)
+	}
 	for _, re := range inspect.Reasons {
 		v.AllReasons = append(v.AllReasons, string(re))
 	}
@@ -304,6 +309,7 @@ type placeView struct {
 	Title      string
 	StyleURL   string
 	BackURL    string
+	Snapshot   string
 	P          Place
 	Urgency    string
 	Expires    string
@@ -330,7 +336,7 @@ func (h *Handler) servePlace(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.opts.Now()
 	pl := p.place(ix.snap.At, h.opts.DefaultModule)
-	v := placeView{Title: p.target, StyleURL: StylePath, BackURL: PagePath, P: pl, Urgency: urgency(p, now),
+	v := placeView{Title: p.target, StyleURL: StylePath, BackURL: PagePath, Snapshot: dateTime(ix.snap.At), P: pl, Urgency: urgency(p, now),
 		Module: h.opts.DefaultModule}
 	if pl.ProbeURL != nil {
 		v.ProbeURL = probePath
