@@ -18,8 +18,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/certwatch/certwatch/internal/childproc"
 )
 
 // Figure 1: the files source with the collector, in process.
@@ -54,8 +55,7 @@ func runFiles(args []string) {
 		}
 		cmd := exec.Command(self(), args...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := startLocked(cmd); err != nil {
+		if err := childproc.Start(cmd); err != nil {
 			fatalf("%v", err)
 		}
 		if err := cmd.Wait(); err != nil {

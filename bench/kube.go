@@ -17,7 +17,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -26,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/certwatch/certwatch/internal/childproc"
 	"github.com/certwatch/certwatch/internal/kubetest"
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/shard"
@@ -104,8 +104,7 @@ func runKube(args []string) {
 		cmd := exec.Command(self(), "kube-one", "-kubeconfig", kubeconfig, "-ns", sz.ns, "-n", strconv.Itoa(*n),
 			"-junk", strconv.Itoa(sz.junk), "-runs", strconv.Itoa(c.runs), "-out", out, "-profile", c.profile)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := startLocked(cmd); err != nil {
+		if err := childproc.Start(cmd); err != nil {
 			fatalf("%v", err)
 		}
 		if err := cmd.Wait(); err != nil {

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/certwatch/certwatch/internal/childproc"
 )
 
 // procCPU returns the CPU time (user + system) a process has used. It sums
@@ -151,8 +153,7 @@ func startChild(name string, args ...string) *child {
 	}
 	c.stdout = bufio.NewReader(out)
 	cmd.Stderr = c.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startLocked(cmd); err != nil {
+	if err := childproc.Start(cmd); err != nil {
 		fatalf("starting %s: %v", name, err)
 	}
 	go func() {
@@ -203,33 +204,6 @@ func (c *child) readLine(timeout time.Duration) string {
 		fatalf("%s said nothing for %v; its stderr:\n%s", c.cmd.Path, timeout, c.stderr.String())
 	}
 	return ""
-}
-
-// The parent-death signal fires when the thread that forked the child
-// exits; fork every child from one goroutine locked to its thread for good.
-var spawner struct {
-	once sync.Once
-	reqs chan spawnReq
-}
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func startLocked(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread()
-			for r := range spawner.reqs {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, err: make(chan error, 1)}
-	spawner.reqs <- r
-	return <-r.err
 }
 
 // self is the path of this bench binary, to start its internal subcommands.

@@ -46,8 +46,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +57,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/certwatch/certwatch/internal/childproc"
 )
 
 const (
@@ -610,8 +610,7 @@ func spawn(t testing.TB, bin, name, logPath, dir string, args ...string) *proc {
 	p.cmd.Dir = dir
 	p.cmd.Stdout = log
 	p.cmd.Stderr = log
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := startCmd(p.cmd); err != nil {
+	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("spiretest: starting %s: %v", name, err)
 	}
 	go func() {
@@ -697,47 +696,6 @@ func shortDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
-}
-
-// sysProcAttr asks the kernel (Linux, FreeBSD) to SIGKILL the child when the
-// test process dies without running its cleanups (a -timeout panic, a
-// SIGKILL), so no SPIRE process outlives it. The field exists only on those
-// systems, hence reflection rather than build-tagged files.
-func sysProcAttr() *syscall.SysProcAttr {
-	attr := &syscall.SysProcAttr{}
-	if f := reflect.ValueOf(attr).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() && f.CanInt() {
-		f.SetInt(int64(syscall.SIGKILL))
-	}
-	return attr
-}
-
-// The parent-death signal fires when the *thread* that forked the child
-// exits, and Go ends a thread when a goroutine locked to it returns. Fork
-// every child from one goroutine that stays locked to its thread for the life
-// of the test process, so the signal fires only when the process dies.
-var spawner struct {
-	once sync.Once
-	reqs chan spawnRequest
-}
-
-type spawnRequest struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func startCmd(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnRequest)
-		go func() {
-			runtime.LockOSThread() // never unlocked
-			for r := range spawner.reqs {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnRequest{cmd: cmd, err: make(chan error, 1)}
-	spawner.reqs <- r
-	return <-r.err
 }
 
 func writeFile(t testing.TB, path string, data []byte) {
