@@ -29,7 +29,7 @@ func overview() dashboard {
 	return dashboard{
 		uid:         "certwatch-overview",
 		title:       "Overview",
-		description: "What expires when, what is broken, and which targets certwatch cannot read.",
+		description: "What expires when, what is broken, which targets certwatch cannot read, and how SPIRE rotates SVIDs and trust bundles.",
 		variables:   append(commonVariables(), sourceVariable()),
 		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
 		panels: append([]panel{
