@@ -2,21 +2,15 @@ package collector
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/promslog"
 
-	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
-	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/files"
 )
 
 // TestHostileNamesMakeBoundedLines serves a certificate whose common name
@@ -35,17 +29,7 @@ func TestHostileNamesMakeBoundedLines(t *testing.T) {
 	}
 	leaf := testpki.New(t, ca, testpki.Options{CommonName: huge, DNSNames: names})
 	testpki.WriteFile(t, dir, "hostile.pem", testpki.PEM(leaf, ca))
-	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte("global:\n  max_file_size: 16MiB\nfiles:\n  - paths: [hostile.pem]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := promslog.NewNopLogger()
-	e := New(logger, inspect.NewInspector(nil), 0)
-	e.Update(&Sources{Collectors: []source.Collector{files.New(cfg, files.NewCache(), logger)}})
+	e := newTestExporter(t, dir, "global:\n  max_file_size: 16MiB\nfiles:\n  - paths: [hostile.pem]\n", nil)
 	h := e.MetricsHandler(prometheus.NewRegistry())
 
 	protoFormat := expfmt.NewFormat(expfmt.TypeProtoDelim)

@@ -25,12 +25,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/promslog"
 
-	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/endpoint"
-	"github.com/certwatch/certwatch/source/files"
 )
 
 // testExporter serves files (good, a bundle, an expired one, a hostile
@@ -70,18 +67,7 @@ files:
     labels: {team: platform, env: prod}
   - paths: [%[3]s/ca/*.crt]
 `, ca, addr, dir)
-	path := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := promslog.NewNopLogger()
-	e := New(logger, inspect.NewInspector(now), 0)
-	prober := endpoint.New(cfg, logger)
-	e.Update(&Sources{Collectors: []source.Collector{prober, files.New(cfg, files.NewCache(), logger)}, Prober: prober})
+	e := newTestExporter(t, t.TempDir(), yml, now)
 	static := prometheus.NewRegistry()
 	return e, e.MetricsHandler(static), dir, chain
 }

@@ -2,20 +2,15 @@ package collector
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/promslog"
 
-	"github.com/certwatch/certwatch/config"
-	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/files"
 )
 
 // TestSnapshot checks that every way of collecting publishes the same
@@ -27,17 +22,7 @@ func TestSnapshot(t *testing.T) {
 	testpki.WriteFile(t, dir, "old.pem", testpki.PEM(testpki.New(t, nil, testpki.Options{CommonName: "old",
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})))
 	testpki.WriteFile(t, dir, "junk.pem", []byte("-----BEGIN CERTIFICATE-----\nnot base64\n"))
-	path := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(path, []byte("files:\n  - paths: ['*.pem']\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := promslog.NewNopLogger()
-	e := New(logger, inspect.NewInspector(nil), 0)
-	e.Update(&Sources{Collectors: []source.Collector{files.New(cfg, files.NewCache(), logger)}})
+	e := newTestExporter(t, dir, "files:\n  - paths: ['*.pem']\n", nil)
 	if e.Snapshot() != nil {
 		t.Fatal("a snapshot before anything was collected")
 	}
@@ -63,7 +48,7 @@ func TestSnapshot(t *testing.T) {
 				t.Errorf("%s: %s is %q, want %q", how, k, got[k], v)
 			}
 		}
-		if len(s.Collectors) != 1 || s.Collectors[0].Name != source.KindFile || !s.Collectors[0].OK {
+		if len(s.Collectors) != 2 || s.Collectors[1].Name != source.KindFile || !s.Collectors[1].OK {
 			t.Errorf("%s: collectors %+v", how, s.Collectors)
 		}
 	}
