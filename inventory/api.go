@@ -12,14 +12,14 @@ import (
 	"github.com/certwatch/certwatch/inspect"
 )
 
-// listOf pages the rows that matched.
-func listOf(ix *index, q *Query, matched []*row, now time.Time) List {
+// listOf is the answer holding one page of the rows that matched.
+func listOf(ix *index, q *Query, matched int, page []*row, now time.Time) List {
 	l := List{Page: q.Page, PageSize: q.PageSize, Reasons: map[string]int{}, ErrorClasses: map[string]int{},
 		Collectors: []CollectorStatus{}, Items: []Item{}}
 	if ix == nil {
 		return l
 	}
-	l.SnapshotTime, l.Total, l.Matched = rfc3339(ix.snap.At), len(ix.rows), len(matched)
+	l.SnapshotTime, l.Total, l.Matched = rfc3339(ix.snap.At), len(ix.rows), matched
 	for _, c := range ix.reasonCounts() {
 		l.Reasons[c.Name] = c.N
 	}
@@ -29,19 +29,10 @@ func listOf(ix *index, q *Query, matched []*row, now time.Time) List {
 	for _, c := range ix.snap.Collectors {
 		l.Collectors = append(l.Collectors, CollectorStatus{Name: c.Name, OK: c.OK, TookSeconds: c.Took.Seconds()})
 	}
-	for _, r := range pageOf(matched, q) {
+	for _, r := range page {
 		l.Items = append(l.Items, r.item(now))
 	}
 	return l
-}
-
-// pageOf returns the rows of the query's page.
-func pageOf(matched []*row, q *Query) []*row {
-	start := (q.Page - 1) * q.PageSize
-	if start >= len(matched) || start < 0 {
-		return nil
-	}
-	return matched[start:min(start+q.PageSize, len(matched))]
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -64,11 +55,12 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	ix := h.snapshotIndex(r.Context())
 	now := h.opts.Now()
-	var matched []*row
+	var matched int
+	var page []*row
 	if ix != nil {
-		matched = ix.match(&q, now)
+		matched, page = ix.matchPage(&q, now)
 	}
-	writeJSON(w, http.StatusOK, listOf(ix, &q, matched, now))
+	writeJSON(w, http.StatusOK, listOf(ix, &q, matched, page, now))
 }
 
 // placeOf finds the place a request names, answering 404 itself when there

@@ -2,9 +2,11 @@ package inventory
 
 import (
 	"crypto/x509"
+	mathbits "math/bits"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certwatch/certwatch/collector"
@@ -17,7 +19,8 @@ import (
 // depends on the time of the request (time left, lifetime used) is computed
 // when a row is shown.
 type row struct {
-	j *collector.Judged
+	j   *collector.Judged
+	pos int // in index.rows
 
 	source, target, key string
 	subjectCN, issuerCN string
@@ -47,6 +50,13 @@ type index struct {
 	classes    map[string]int // places by error class (partly read ones included)
 	sources    []string       // distinct sources, sorted
 	labelNames []string       // distinct extra label names, sorted
+
+	// orders caches, by sort column and direction, the positions of all
+	// rows in that order: made on first use, once per snapshot, so that a
+	// request walks the rows in order and filters them instead of sorting.
+	// (Not for lifetime_used, whose order moves with the clock.)
+	ordersMu sync.Mutex
+	orders   map[string][]int32
 }
 
 type placeKey struct{ source, target, key string }
@@ -87,7 +97,7 @@ func buildIndex(s *collector.Snapshot) *index {
 	var sb strings.Builder
 	for i := range s.Places {
 		j := &s.Places[i]
-		r := row{j: j, source: j.Source, target: j.Target, key: j.Key, labels: j.Labels, leaf: leafIndex(j)}
+		r := row{j: j, pos: len(ix.rows), source: j.Source, target: j.Target, key: j.Key, labels: j.Labels, leaf: leafIndex(j)}
 		if r.judged() {
 			f := inspect.FactsOf(j.Certs[r.leaf])
 			r.subjectCN, r.issuerCN, r.subject = f.SubjectCN, f.IssuerCN, f.Subject
@@ -171,47 +181,136 @@ type count struct {
 	N    int    `json:"count"`
 }
 
+// sortedOrder returns the positions of all rows in the order a query
+// asks for, or nil when that order depends on the time.
+func (ix *index) sortedOrder(col string, desc bool, now time.Time) []int32 {
+	if col == "lifetime_used" {
+		return nil
+	}
+	if col == "time_left" {
+		col = "not_after"
+	}
+	key := col
+	if desc {
+		key += " desc"
+	}
+	ix.ordersMu.Lock()
+	defer ix.ordersMu.Unlock()
+	if o, ok := ix.orders[key]; ok {
+		return o
+	}
+	all := make([]*row, len(ix.rows))
+	for i := range ix.rows {
+		all[i] = &ix.rows[i]
+	}
+	sortRows(all, col, desc, now)
+	o := make([]int32, len(all))
+	for i, r := range all {
+		o[i] = int32(r.pos)
+	}
+	if ix.orders == nil {
+		ix.orders = map[string][]int32{}
+	}
+	ix.orders[key] = o
+	return o
+}
+
 // match returns the rows the query selects, sorted as it asks.
 func (ix *index) match(q *Query, now time.Time) []*row {
-	out := make([]*row, 0, min(len(ix.rows), 1024))
+	_, rows := ix.matchRange(q, now, 0, len(ix.rows))
+	return rows
+}
+
+// matchPage returns how many rows the query selects and those of its page.
+func (ix *index) matchPage(q *Query, now time.Time) (int, []*row) {
+	start := (q.Page - 1) * q.PageSize
+	if start < 0 || start > len(ix.rows) {
+		start = len(ix.rows)
+	}
+	return ix.matchRange(q, now, start, q.PageSize)
+}
+
+// minOrderedMatches is how many matches make walking the cached order
+// cheaper than sorting them (a variable for the tests).
+var minOrderedMatches = 4096
+
+// matchRange counts the rows the query selects and returns n of them from
+// start on, in the order it asks. The rows are filtered in one sequential
+// pass. Few matches are then sorted; many are picked by walking the cached
+// order of all rows, which costs a pass instead of a sort.
+func (ix *index) matchRange(q *Query, now time.Time, start, n int) (int, []*row) {
 	text := strings.ToLower(q.Text)
 	deadline := now.Add(q.ExpiringWithin)
+	selected := make([]uint64, (len(ix.rows)+63)/64)
+	matched := 0
 	for i := range ix.rows {
-		r := &ix.rows[i]
-		if q.Source != "" && r.source != q.Source {
-			continue
+		if ix.selects(q, &ix.rows[i], text, deadline) {
+			selected[i/64] |= 1 << (i % 64)
+			matched++
 		}
-		if q.Reason != "" && r.reason != q.Reason {
-			continue
-		}
-		switch q.ErrorClass {
-		case "":
-		case ClassAny:
-			if r.errClass == "" {
-				continue
-			}
-		case ClassNone:
-			if r.errClass != "" {
-				continue
-			}
-		default:
-			if r.errClass != q.ErrorClass {
-				continue
-			}
-		}
-		if q.HasExpiring && (!r.judged() || r.notAfter.After(deadline)) {
-			continue
-		}
-		if !labelsMatch(r.labels, q.Labels) {
-			continue
-		}
-		if text != "" && !strings.Contains(r.haystack, text) {
-			continue
-		}
-		out = append(out, r)
 	}
-	sortRows(out, q.Sort, q.Desc, now)
-	return out
+	var order []int32
+	if matched > minOrderedMatches && matched > len(ix.rows)/16 {
+		order = ix.sortedOrder(q.Sort, q.Desc, now)
+	}
+	if order == nil {
+		hits := make([]*row, 0, matched)
+		for w, bits := range selected {
+			for ; bits != 0; bits &= bits - 1 {
+				hits = append(hits, &ix.rows[w*64+mathbits.TrailingZeros64(bits)])
+			}
+		}
+		sortRows(hits, q.Sort, q.Desc, now)
+		return matched, hits[min(start, matched):min(start+n, matched)]
+	}
+	out := make([]*row, 0, min(n, matched))
+	k := 0
+	for _, i := range order {
+		if selected[i/64]&(1<<(i%64)) == 0 {
+			continue
+		}
+		if k >= start {
+			if len(out) == n {
+				break
+			}
+			out = append(out, &ix.rows[i])
+		}
+		k++
+	}
+	return matched, out
+}
+
+// selects reports whether the query selects a row; text is the query's
+// lowercased text, deadline the end of its expiring_within.
+func (ix *index) selects(q *Query, r *row, text string, deadline time.Time) bool {
+	if q.Source != "" && r.source != q.Source {
+		return false
+	}
+	if q.Reason != "" && r.reason != q.Reason {
+		return false
+	}
+	switch q.ErrorClass {
+	case "":
+	case ClassAny:
+		if r.errClass == "" {
+			return false
+		}
+	case ClassNone:
+		if r.errClass != "" {
+			return false
+		}
+	default:
+		if r.errClass != q.ErrorClass {
+			return false
+		}
+	}
+	if q.HasExpiring && (!r.judged() || r.notAfter.After(deadline)) {
+		return false
+	}
+	if !labelsMatch(r.labels, q.Labels) {
+		return false
+	}
+	return text == "" || strings.Contains(r.haystack, text)
 }
 
 func labelsMatch(have map[string]string, want []LabelFilter) bool {

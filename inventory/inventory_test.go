@@ -196,6 +196,18 @@ func TestBadParameters(t *testing.T) {
 // the result: pages put together are the whole sorted list.
 func TestSortAndPaging(t *testing.T) {
 	f := newFixture(t, testBulk)
+	// Both ways to order the matches: sorting them, and walking the cached
+	// order of all rows (which the fixture is too small to need).
+	for _, threshold := range []int{minOrderedMatches, 0} {
+		t.Run(fmt.Sprintf("minOrderedMatches=%d", threshold), func(t *testing.T) {
+			defer func(old int) { minOrderedMatches = old }(minOrderedMatches)
+			minOrderedMatches = threshold
+			testSortAndPaging(t, f)
+		})
+	}
+}
+
+func testSortAndPaging(t *testing.T, f *fixture) {
 	key := func(it Item) string { return it.Source + "|" + it.Target + "|" + it.Key }
 	for _, col := range append(slices.Clone(Columns), "label.team") {
 		for _, order := range []string{"asc", "desc"} {
@@ -222,6 +234,28 @@ func TestSortAndPaging(t *testing.T) {
 				if key(paged[i]) != key(all[i]) {
 					t.Fatalf("%s: item %d is %s paged, %s whole", q, i, key(paged[i]), key(all[i]))
 				}
+			}
+		}
+	}
+	// Whichever way, the matches come in the order sorting them gives.
+	ix := f.h.snapshotIndex(context.Background())
+	now := time.Now()
+	for _, col := range append(slices.Clone(Columns), "label.team") {
+		for _, desc := range []bool{false, true} {
+			q := Query{Sort: col, Desc: desc, Labels: []LabelFilter{{"team", "payments"}}}
+			cached := ix.match(&q, now)
+			if _, page := ix.matchRange(&q, now, 3, 5); !slices.Equal(page, cached[3:8]) {
+				t.Errorf("sort %s desc=%v: rows 3 to 7 differ from the whole list's", col, desc)
+			}
+			var direct []*row
+			for i := range ix.rows {
+				if labelsMatch(ix.rows[i].labels, q.Labels) {
+					direct = append(direct, &ix.rows[i])
+				}
+			}
+			sortRows(direct, col, desc, now)
+			if !slices.Equal(cached, direct) {
+				t.Errorf("sort %s desc=%v: the cached order differs from sorting the matches", col, desc)
 			}
 		}
 	}

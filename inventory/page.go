@@ -280,11 +280,10 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 		h.render(w, status, "list.html", v)
 		return
 	}
-	matched := ix.match(&q, now)
-	v.Matched = len(matched)
-	v.Pages = max(1, (len(matched)+q.PageSize-1)/q.PageSize)
+	matched, page := ix.matchPage(&q, now)
+	v.Matched = matched
+	v.Pages = max(1, (matched+q.PageSize-1)/q.PageSize)
 	v.Page = q.Page
-	page := pageOf(matched, &q)
 	if len(page) > 0 {
 		v.From, v.To = (q.Page-1)*q.PageSize+1, (q.Page-1)*q.PageSize+len(page)
 	}
