@@ -177,8 +177,8 @@ func (ix *index) classCounts() []count {
 }
 
 type count struct {
-	Name string `json:"name"`
-	N    int    `json:"count"`
+	Name string
+	N    int
 }
 
 // sortedOrder returns the positions of all rows in the order a query

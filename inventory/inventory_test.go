@@ -14,12 +14,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/promslog"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/certwatch/certwatch/collector"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -54,29 +57,58 @@ func itemByTarget(l List, suffix string) *Item {
 	return nil
 }
 
-// TestRefreshOnlyWithoutSnapshot: the first request collects when nothing
-// was scraped yet; later ones read the published snapshot.
+// countingSnapshots counts the collections the inventory asks of a real
+// exporter.
+type countingSnapshots struct {
+	*collector.Exporter
+	refreshes atomic.Int32
+}
+
+func (c *countingSnapshots) Refresh(ctx context.Context) *collector.Snapshot {
+	c.refreshes.Add(1)
+	return c.Exporter.Refresh(ctx)
+}
+
+// TestRefreshOnlyWithoutSnapshot: the first requests collect once when
+// nothing was scraped yet, however many arrive together; later ones read
+// the published snapshot, and follow a new one.
 func TestRefreshOnlyWithoutSnapshot(t *testing.T) {
 	f := newFixture(t, 0)
-	if f.e.Snapshot() != nil {
-		t.Fatal("a snapshot before any request")
+	src := &countingSnapshots{Exporter: f.e}
+	mux := http.NewServeMux()
+	h := New(src, promslog.NewNopLogger(), Options{})
+	h.Register(mux)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := []string{PagePath, APIPath, CSVPath, PlacePath + "?source=endpoint&target=" + f.okAddr}[i%4]
+			if rec := httpGet(mux, path); rec.Code != http.StatusOK {
+				t.Errorf("%s: %d", path, rec.Code)
+			}
+		}()
 	}
-	l := f.list(t, "")
+	wg.Wait()
 	first := f.e.Snapshot()
-	if first == nil || l.Total != f.places() {
-		t.Fatalf("after the first request: snapshot %v, total %d, want %d", first, l.Total, f.places())
+	if n := src.refreshes.Load(); n != 1 || first == nil || len(first.Places) != f.places() {
+		t.Fatalf("%d collections for the first requests, snapshot %v, want 1 of %d places", n, first != nil, f.places())
 	}
 	for range 3 {
-		f.get(t, PagePath)
-		f.get(t, CSVPath)
+		httpGet(mux, PagePath)
+		httpGet(mux, CSVPath)
 	}
-	if f.e.Snapshot() != first {
+	if f.e.Snapshot() != first || src.refreshes.Load() != 1 {
 		t.Error("a request collected although a snapshot existed")
 	}
 	// A scrape publishes a new snapshot; the inventory follows it.
 	next := f.e.Refresh(context.Background())
-	if f.h.snapshotIndex(context.Background()).snap != next {
-		t.Error("the index was not rebuilt for the new snapshot")
+	var l List
+	if err := json.Unmarshal(httpGet(mux, APIPath).Body.Bytes(), &l); err != nil || l.SnapshotTime != rfc3339(next.At) {
+		t.Errorf("after a new snapshot the API answers from %q (%v), want %s", l.SnapshotTime, err, rfc3339(next.At))
+	}
+	if h.current.Load().snap != next || src.refreshes.Load() != 1 {
+		t.Error("the inventory did not follow the new snapshot, or collected again")
 	}
 }
 

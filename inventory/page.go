@@ -133,7 +133,7 @@ type listView struct {
 	Sources      []string
 	AllReasons   []string
 	AllClasses   []string
-	LabelFields  []link // Text: name, URL: current value
+	LabelFields  []LabelFilter // a field per extra label name, with its filter value
 	PageSizes    []int
 	Columns      []column
 	Rows         []rowView
@@ -260,7 +260,7 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 		if i == 8 { // more label names than fit the form: label.NAME still works in the URL
 			break
 		}
-		v.LabelFields = append(v.LabelFields, link{Text: name, URL: q.Label(name)})
+		v.LabelFields = append(v.LabelFields, LabelFilter{Name: name, Value: q.Label(name)})
 	}
 	for _, c := range listColumns {
 		col := column{Label: c.label, Class: c.class}
