@@ -68,6 +68,8 @@ func newFixture(t testing.TB, bulk int) *fixture {
 	testpki.WriteFile(t, dir, "pki/svc.pem", append(testpki.PEM(svc, inter), testpki.KeyPEM(t, svc.Key)...))
 	testpki.WriteFile(t, dir, "pki/expired.pem", testpki.PEM(testpki.New(t, inter, testpki.Options{CommonName: "expired.payments.example",
 		DNSNames: []string{"expired.payments.example"}, NotBefore: time.Now().Add(-400 * 24 * time.Hour), NotAfter: time.Now().Add(-2 * 24 * time.Hour)}), inter))
+	testpki.WriteFile(t, dir, "pki/future.pem", testpki.PEM(testpki.New(t, inter, testpki.Options{CommonName: "future.payments.example",
+		DNSNames: []string{"future.payments.example"}, NotBefore: time.Now().Add(10 * 24 * time.Hour), NotAfter: time.Now().Add(100 * 24 * time.Hour)}), inter))
 	testpki.WriteFile(t, dir, "pki/junk.pem", []byte("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"))
 	stranger := testpki.New(t, nil, testpki.Options{CommonName: "stranger root", IsCA: true})
 	testpki.WriteFile(t, dir, "pki/stranger.pem", testpki.PEM(testpki.New(t, stranger, testpki.Options{CommonName: "unknown.payments.example",
@@ -143,8 +145,8 @@ files:
 	return f
 }
 
-// places is how many places the fixture has: the bulk, 7 files, 2 endpoints.
-func (f *fixture) places() int { return f.bulk + 7 + 2 }
+// places is how many places the fixture has: the bulk, 8 files, 2 endpoints.
+func (f *fixture) places() int { return f.bulk + 8 + 2 }
 
 // get serves one request through the mux.
 func (f *fixture) get(t testing.TB, target string) *httptest.ResponseRecorder {

@@ -429,14 +429,18 @@ func missingLast(a, b bool) int {
 }
 
 // lifetimeUsed is the fraction of the leaf's validity period that has
-// passed: 0 at not-before, 1 at not-after, above 1 once expired.
+// passed: 0 at not-before (and before), 1 at not-after, above 1 once
+// expired.
 func lifetimeUsed(r *row, now time.Time) (float64, bool) {
 	if !r.judged() {
 		return 0, false
 	}
 	total := r.notAfter.Sub(r.notBefore)
-	if total <= 0 {
+	switch {
+	case total <= 0:
 		return 1, true
+	case now.Before(r.notBefore): // not yet valid: nothing used
+		return 0, true
 	}
 	return float64(now.Sub(r.notBefore)) / float64(total), true
 }

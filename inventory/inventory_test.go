@@ -125,6 +125,7 @@ func TestVerdictsAndErrors(t *testing.T) {
 	}{
 		{"pki/svc.pem", "ok", "", "svc.payments.example"},
 		{"pki/expired.pem", "expired", "", "expired.payments.example"},
+		{"pki/future.pem", "not_yet_valid", "", "future.payments.example"},
 		{"pki/junk.pem", "", "parse", ""},
 		{"pki/stranger.pem", "unknown_authority", "", "unknown.payments.example"},
 		{"pki/hostile.pem", "incomplete_chain", "", scriptCN},
@@ -184,12 +185,13 @@ func TestFilters(t *testing.T) {
 		{"expiring_within=10.5d", 9},
 		{"expiring_within=252h", 9},
 		{"label.team=edge", 2},
-		{"label.team=payments", 7 + testBulk/3},
+		{"label.team=payments", 8 + testBulk/3},
 		{"label.team=payments&source=endpoint", 0},
 		{"label.team=platform&reason=ok", testBulk * 2 / 3},
 		{"label.nosuch=x", 0},
-		{"q=payments.example", testBulk/3 + 3},
-		{"q=PAYMENTS.EXAMPLE", testBulk/3 + 3},
+		{"q=payments.example", testBulk/3 + 4},
+		{"q=PAYMENTS.EXAMPLE", testBulk/3 + 4},
+		{"reason=not_yet_valid", 1},
 		{"q=" + url.QueryEscape("<script>"), 1},
 		{"q=spiffe://payments", 1},
 		{"q=host-0001", 1},
@@ -613,7 +615,7 @@ func TestPageCounts(t *testing.T) {
 	body := f.get(t, PagePath+"?label.team=payments&page_size=5&sort=target").Body.String()
 	for _, want := range []string{
 		fmt.Sprintf(`<span class="n">%d</span> places`, f.places()),
-		fmt.Sprintf("1–5 of <b>%d</b> matching", 7+testBulk/3),
+		fmt.Sprintf("1–5 of <b>%d</b> matching", 8+testBulk/3),
 		`href="?label.team=payments&amp;page=2&amp;page_size=5&amp;sort=target"`,     // next page
 		`href="?label.team=payments&amp;order=desc&amp;page_size=5&amp;sort=target"`, // reverse the sort
 		`href="/certificates.csv?label.team=payments&amp;sort=target"`,
