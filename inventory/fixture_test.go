@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -70,6 +71,11 @@ func newFixture(t testing.TB, bulk int) *fixture {
 		DNSNames: []string{"expired.payments.example"}, NotBefore: time.Now().Add(-400 * 24 * time.Hour), NotAfter: time.Now().Add(-2 * 24 * time.Hour)}), inter))
 	testpki.WriteFile(t, dir, "pki/future.pem", testpki.PEM(testpki.New(t, inter, testpki.Options{CommonName: "future.payments.example",
 		DNSNames: []string{"future.payments.example"}, NotBefore: time.Now().Add(10 * 24 * time.Hour), NotAfter: time.Now().Add(100 * 24 * time.Hour)}), inter))
+	// A kubeconfig: two places in one file, told apart by their key.
+	ops := testpki.New(t, inter, testpki.Options{CommonName: "kube-ops", ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	testpki.WriteFile(t, dir, "pki/admin.kubeconfig", testpki.Kubeconfig(t,
+		[]testpki.KubeCluster{{Name: "prod", CA: []*testpki.Cert{root}}},
+		[]testpki.KubeUser{{Name: "ops", Certs: []*testpki.Cert{ops, inter}, Key: ops.Key}}))
 	testpki.WriteFile(t, dir, "pki/junk.pem", []byte("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"))
 	stranger := testpki.New(t, nil, testpki.Options{CommonName: "stranger root", IsCA: true})
 	testpki.WriteFile(t, dir, "pki/stranger.pem", testpki.PEM(testpki.New(t, stranger, testpki.Options{CommonName: "unknown.payments.example",
@@ -145,8 +151,9 @@ files:
 	return f
 }
 
-// places is how many places the fixture has: the bulk, 8 files, 2 endpoints.
-func (f *fixture) places() int { return f.bulk + 8 + 2 }
+// places is how many places the fixture has: the bulk, 10 in files (two
+// in the kubeconfig), 2 endpoints.
+func (f *fixture) places() int { return f.bulk + 10 + 2 }
 
 // get serves one request through the mux.
 func (f *fixture) get(t testing.TB, target string) *httptest.ResponseRecorder {

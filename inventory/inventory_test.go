@@ -158,7 +158,16 @@ func TestVerdictsAndErrors(t *testing.T) {
 	if svc != nil && (svc.Labels["team"] != "payments" || svc.Certificates != 2) {
 		t.Errorf("svc labels %v, certificates %d", svc.Labels, svc.Certificates)
 	}
-	if l.Reasons["ok"] != testBulk+2 || l.ErrorClasses["parse"] != 1 {
+	for _, key := range []string{"cluster/prod", "user/ops"} {
+		found := false
+		for _, it := range l.Items {
+			found = found || (strings.HasSuffix(it.Target, "admin.kubeconfig") && it.Key == key && deref(it.Reason) == "ok")
+		}
+		if !found {
+			t.Errorf("the kubeconfig's %s is not listed as ok", key)
+		}
+	}
+	if l.Reasons["ok"] != testBulk+4 || l.ErrorClasses["parse"] != 1 {
 		t.Errorf("counts: reasons %v, classes %v", l.Reasons, l.ErrorClasses)
 	}
 }
@@ -175,7 +184,7 @@ func TestFilters(t *testing.T) {
 		{"source=file", f.places() - 2},
 		{"reason=expired", 1},
 		{"reason=hostname_mismatch", 1},
-		{"reason=ok", testBulk + 2},
+		{"reason=ok", testBulk + 4},
 		{"error_class=parse", 1},
 		{"error_class=any", 1},
 		{"error_class=none", f.places() - 1},
@@ -185,7 +194,8 @@ func TestFilters(t *testing.T) {
 		{"expiring_within=10.5d", 9},
 		{"expiring_within=252h", 9},
 		{"label.team=edge", 2},
-		{"label.team=payments", 8 + testBulk/3},
+		{"label.team=payments", 10 + testBulk/3},
+		{"q=user/ops", 1},
 		{"label.team=payments&source=endpoint", 0},
 		{"label.team=platform&reason=ok", testBulk * 2 / 3},
 		{"label.nosuch=x", 0},
@@ -450,49 +460,66 @@ func TestPlaceDetail(t *testing.T) {
 	}
 }
 
-// TestPEM downloads every certificate of a place and parses it back.
+// TestPEM downloads every certificate of a place and parses it back: a
+// file, and a kubeconfig user, whose place is named with a key.
 func TestPEM(t *testing.T) {
 	f := newFixture(t, testBulk)
-	target := filepath.Join(f.dir, "pki/svc.pem")
 	f.list(t, "") // collects
-	snap := f.e.Snapshot()
-	var certs []*x509.Certificate
-	for _, p := range snap.Places {
-		if p.Target == target {
-			certs = p.Certs
+	for _, c := range []struct{ target, key string }{
+		{filepath.Join(f.dir, "pki/svc.pem"), ""},
+		{filepath.Join(f.dir, "pki/admin.kubeconfig"), "user/ops"},
+	} {
+		var certs []*x509.Certificate
+		for _, p := range f.e.Snapshot().Places {
+			if p.Target == c.target && p.Key == c.key {
+				certs = p.Certs
+			}
+		}
+		if len(certs) != 2 {
+			t.Fatalf("%s %s holds %d certificates in the snapshot", c.target, c.key, len(certs))
+		}
+		for i, want := range certs {
+			v := placeValues(source.KindFile, c.target, c.key)
+			v.Set("index", fmt.Sprint(i))
+			rec := f.get(t, PEMPath+"?"+v.Encode())
+			if rec.Code != http.StatusOK {
+				t.Fatalf("%s %s index %d: %d %s", c.target, c.key, i, rec.Code, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/x-pem-file" {
+				t.Errorf("content type %q", ct)
+			}
+			if cd := rec.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="certificate-`) {
+				t.Errorf("content disposition %q", cd)
+			}
+			block, rest := pem.Decode(rec.Body.Bytes())
+			if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+				t.Fatalf("index %d: not one PEM certificate: %q", i, rec.Body)
+			}
+			got, err := x509.ParseCertificate(block.Bytes)
+			if err != nil || !got.Equal(want) {
+				t.Errorf("%s %s index %d: %v, equal %v", c.target, c.key, i, err, err == nil && got.Equal(want))
+			}
+		}
+		var p Place
+		if err := json.Unmarshal(f.get(t, APIPlacePath+"?"+placeValues(source.KindFile, c.target, c.key).Encode()).Body.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Key != c.key || !p.KeyStored || len(p.Certificates) != 2 || !strings.Contains(p.Certificates[0].PEMURL, url.QueryEscape(c.key)) {
+			t.Errorf("%s %s: key %q, key stored %v, %d certificates", c.target, c.key, p.Key, p.KeyStored, len(p.Certificates))
 		}
 	}
-	if len(certs) != 2 {
-		t.Fatalf("svc.pem holds %d certificates in the snapshot", len(certs))
-	}
-	for i, want := range certs {
-		v := placeValues(source.KindFile, target, "")
-		v.Set("index", fmt.Sprint(i))
-		rec := f.get(t, PEMPath+"?"+v.Encode())
-		if rec.Code != http.StatusOK {
-			t.Fatalf("index %d: %d %s", i, rec.Code, rec.Body)
-		}
-		if ct := rec.Header().Get("Content-Type"); ct != "application/x-pem-file" {
-			t.Errorf("content type %q", ct)
-		}
-		if cd := rec.Header().Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="certificate-`) {
-			t.Errorf("content disposition %q", cd)
-		}
-		block, rest := pem.Decode(rec.Body.Bytes())
-		if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-			t.Fatalf("index %d: not one PEM certificate: %q", i, rec.Body)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil || !c.Equal(want) {
-			t.Errorf("index %d: %v, equal %v", i, err, err == nil && c.Equal(want))
-		}
-	}
+	target := filepath.Join(f.dir, "pki/svc.pem")
 	for _, idx := range []string{"2", "-1", "x", ""} {
 		v := placeValues(source.KindFile, target, "")
 		v.Set("index", idx)
 		if rec := f.get(t, PEMPath+"?"+v.Encode()); rec.Code != http.StatusNotFound {
 			t.Errorf("index %q: %d", idx, rec.Code)
 		}
+	}
+	// The same file without the key names no place.
+	v := placeValues(source.KindFile, filepath.Join(f.dir, "pki/admin.kubeconfig"), "")
+	if rec := f.get(t, PEMPath+"?index=0&"+v.Encode()); rec.Code != http.StatusNotFound {
+		t.Errorf("kubeconfig without key: %d", rec.Code)
 	}
 }
 
@@ -615,7 +642,7 @@ func TestPageCounts(t *testing.T) {
 	body := f.get(t, PagePath+"?label.team=payments&page_size=5&sort=target").Body.String()
 	for _, want := range []string{
 		fmt.Sprintf(`<span class="n">%d</span> places`, f.places()),
-		fmt.Sprintf("1–5 of <b>%d</b> matching", 8+testBulk/3),
+		fmt.Sprintf("1–5 of <b>%d</b> matching", 10+testBulk/3),
 		`href="?label.team=payments&amp;page=2&amp;page_size=5&amp;sort=target"`,     // next page
 		`href="?label.team=payments&amp;order=desc&amp;page_size=5&amp;sort=target"`, // reverse the sort
 		`href="/certificates.csv?label.team=payments&amp;sort=target"`,
