@@ -29,12 +29,7 @@ import (
 	"github.com/certwatch/certwatch/inspect"
 	"github.com/certwatch/certwatch/inventory"
 	"github.com/certwatch/certwatch/shard"
-	"github.com/certwatch/certwatch/source"
-	"github.com/certwatch/certwatch/source/decode"
-	"github.com/certwatch/certwatch/source/endpoint"
-	"github.com/certwatch/certwatch/source/files"
 	kubeclient "github.com/certwatch/certwatch/source/kubernetes/client"
-	"github.com/certwatch/certwatch/source/spiffe"
 )
 
 // defaultListenAddress uses a port none of the peer exporters use
@@ -58,12 +53,23 @@ func main() {
 	flag.AddFlags(app, logConfig)
 	app.Version(version.Print("certwatch"))
 	app.HelpFlag.Short('h')
-	kingpin.MustParse(app.Parse(os.Args[1:]))
+	app.Command("serve", "Run the exporter (the default).").Default()
+	checkCmd := app.Command("check", "Collect once, print what was found and exit 0 when every place is valid and outside --expiring-within, 1 when not, 2 on a usage or configuration error. Places on the command line (host:port, file paths) replace the configuration file.")
+	checkFlags := addCheckFlags(checkCmd)
+	command, err := app.Parse(os.Args[1:])
+	if err != nil { // a usage error: exit 2, as check documents
+		fmt.Fprintf(os.Stderr, "certwatch: %v (try --help)\n", err)
+		os.Exit(2)
+	}
 	logger := promslog.New(logConfig)
 	sh := shard.Shard{Index: *shardIndex, Total: *shardTotal}
 	if err := sh.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "certwatch:", err)
 		os.Exit(2)
+	}
+
+	if command == checkCmd.FullCommand() {
+		os.Exit(runCheck(checkFlags, *configFile, kubeFlags, sh, logConfig))
 	}
 
 	if *configCheck {
@@ -84,33 +90,10 @@ func main() {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	exporter := collector.New(logger, inspect.NewInspector(nil), *timeoutOffset)
-	fileCache := files.NewCache()
-	kube := kubeclient.NewRunner(kubeFlags, logger)
-	defer kube.Stop()
-	spiffeRunner := spiffe.NewRunner(logger)
-	defer spiffeRunner.Stop()
+	wiring := newSourceWiring(kubeFlags, logger)
+	defer wiring.stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) error {
-		cfg.Shard = sh
-		// Set before the sources decode anything under the new configuration.
-		prevLimit := decode.MaxCertificates()
-		decode.SetMaxCertificates(cfg.Global.MaxCertificatesPerPlace)
-		kubeSource, err := kube.Apply(cfg.Kubernetes, sh)
-		if err != nil {
-			decode.SetMaxCertificates(prevLimit)
-			return err
-		}
-		fileSource := files.New(cfg, fileCache, logger)
-		prober := endpoint.New(cfg, logger)
-		sources := &collector.Sources{Collectors: []source.Collector{prober, fileSource}, Prober: prober}
-		if kubeSource != nil {
-			sources.Collectors = append(sources.Collectors, kubeSource)
-		}
-		if spiffeSource := spiffeRunner.Apply(cfg.SPIFFE); spiffeSource != nil {
-			sources.Collectors = append(sources.Collectors, spiffeSource)
-		}
-		exporter.Update(sources)
-		fileSource.Warm() // read the files now, so the first scrape finds them ready
-		return nil
+		return wiring.apply(exporter, cfg, sh)
 	})
 	if err != nil {
 		if errors.Is(err, config.ErrNoFile) {
