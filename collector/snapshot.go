@@ -72,8 +72,17 @@ func (b *snapshotBuilder) publish(e *Exporter, at time.Time, results []sourceRes
 	for _, r := range results {
 		s.Collectors = append(s.Collectors, CollectorState{Name: r.name, OK: r.ok, Took: r.took})
 	}
-	e.snapshot.Store(s)
-	return s
+	// Concurrent scrapes publish in any order: keep the one that started
+	// last.
+	for {
+		old := e.snapshot.Load()
+		if old != nil && old.At.After(at) {
+			return s
+		}
+		if e.snapshot.CompareAndSwap(old, s) {
+			return s
+		}
+	}
 }
 
 // Snapshot returns what the last scrape found and judged, or nil before the
