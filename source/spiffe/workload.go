@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
@@ -182,17 +183,18 @@ func (w *watcher) stream(ctx context.Context, client workload.SpiffeWorkloadAPIC
 	defer cancel()
 	// The first answer must come in time; later ones come when SPIRE
 	// rotates something, which may be hours apart.
-	firstAnswer := time.AfterFunc(firstAnswerTimeout, cancel)
+	var timedOut atomic.Bool
+	firstAnswer := time.AfterFunc(firstAnswerTimeout, func() { timedOut.Store(true); cancel() })
 	defer firstAnswer.Stop()
 	stream, err := client.FetchX509SVID(ctx, &workload.X509SVIDRequest{})
 	if err != nil {
-		return false, w.classify(err, firstAnswer)
+		return false, w.classify(err, timedOut.Load())
 	}
 	received := false
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return received, w.classify(err, firstAnswer)
+			return received, w.classify(err, timedOut.Load())
 		}
 		if !received {
 			firstAnswer.Stop()
@@ -209,13 +211,13 @@ func (w *watcher) stream(ctx context.Context, client workload.SpiffeWorkloadAPIC
 // classify gives a stream failure its class. The agent answers an
 // unregistered workload with PermissionDenied ("no identity issued");
 // a socket that cannot be reached keeps the dialer's own error.
-func (w *watcher) classify(err error, firstAnswer *time.Timer) error {
+func (w *watcher) classify(err error, timedOut bool) error {
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.PermissionDenied:
 		return source.Errorf(source.ClassNoIdentity, "the agent issued no identity to certwatch (no registration entry matches it): %s", st.Message())
 	case codes.Canceled:
-		if !firstAnswer.Stop() { // the first answer's deadline cancelled the call
+		if timedOut { // the first answer's deadline cancelled the call
 			return source.Errorf(source.ClassTimeout, "no X.509 context within %s", firstAnswerTimeout)
 		}
 	case codes.DeadlineExceeded:
