@@ -178,14 +178,14 @@ func (s *Source) scrapeWatcher(res *source.Result, wd watched, now time.Time) {
 	cfg := wd.cfg
 	last, up, failedAt, lastErr, errs, _ := wd.w.state()
 	target := cfg.Address
-	res.Status = append(res.Status, gauge(nameUp, helpUp, boolValue(up), "target", target))
+	res.Status = append(res.Status, gauge(nameUp, helpUp, cfg.Labels, boolValue(up), "target", target))
 	classes := make([]string, 0, len(errs))
 	for c := range errs {
 		classes = append(classes, string(c))
 	}
 	sort.Strings(classes)
 	for _, c := range classes {
-		st := gauge(nameErrors, helpErrors, errs[source.Class(c)], "target", target, "class", c)
+		st := gauge(nameErrors, helpErrors, cfg.Labels, errs[source.Class(c)], "target", target, "class", c)
 		st.Counter = true
 		res.Status = append(res.Status, st)
 	}
@@ -197,7 +197,7 @@ func (s *Source) scrapeWatcher(res *source.Result, wd watched, now time.Time) {
 		res.Findings = append(res.Findings, source.Finding{Place: place(source.KindSPIFFESVID, target, "", cfg.Labels), Err: err})
 		return
 	}
-	res.Status = append(res.Status, gauge(nameLastUpdate, helpLastUpdate, float64(last.at.Unix()), "target", target))
+	res.Status = append(res.Status, gauge(nameLastUpdate, helpLastUpdate, cfg.Labels, float64(last.at.Unix()), "target", target))
 	// Down for longer than stale_after: what was received is still
 	// reported, marked stale, with why the stream fails.
 	var stale error
@@ -227,7 +227,7 @@ func (s *Source) scrapeWatcher(res *source.Result, wd watched, now time.Time) {
 		if len(v.certs) > 0 {
 			leaf := v.certs[0]
 			due := leaf.NotBefore.Add(time.Duration(cfg.RotationFraction * float64(leaf.NotAfter.Sub(leaf.NotBefore))))
-			res.Status = append(res.Status, gauge(nameRotationDue, helpRotationDue, float64(due.Unix()), "target", target, "key", key))
+			res.Status = append(res.Status, gauge(nameRotationDue, helpRotationDue, cfg.Labels, float64(due.Unix()), "target", target, "key", key))
 		}
 	}
 	tds := make([]string, 0, len(last.bundles))
@@ -250,16 +250,16 @@ func (s *Source) scrapeFetcher(res *source.Result, fd fetched) {
 	cfg := fd.cfg
 	st := fd.f.snapshot()
 	target, key := cfg.TrustDomain, cfg.URL
-	res.Status = append(res.Status, gauge(nameBundleUp, helpBundleUp, boolValue(st.lastErr == nil && !st.fetchedAt.IsZero()), "target", target, "key", key))
+	res.Status = append(res.Status, gauge(nameBundleUp, helpBundleUp, cfg.Labels, boolValue(st.lastErr == nil && !st.fetchedAt.IsZero()), "target", target, "key", key))
 	f := source.Finding{Place: place(source.KindSPIFFEBundle, target, key, cfg.Labels), Err: st.lastErr}
 	if st.bundle != nil {
 		f.Certs = st.bundle.X509Authorities()
 		res.Status = append(res.Status,
-			gauge(nameBundleFetch, helpBundleFetch, float64(st.fetchedAt.Unix()), "target", target, "key", key))
+			gauge(nameBundleFetch, helpBundleFetch, cfg.Labels, float64(st.fetchedAt.Unix()), "target", target, "key", key))
 		hint, _ := st.bundle.RefreshHint()
-		res.Status = append(res.Status, gauge(nameBundleHint, helpBundleHint, hint.Seconds(), "target", target, "key", key))
+		res.Status = append(res.Status, gauge(nameBundleHint, helpBundleHint, cfg.Labels, hint.Seconds(), "target", target, "key", key))
 		if seq, ok := st.bundle.SequenceNumber(); ok {
-			res.Status = append(res.Status, gauge(nameBundleSerial, helpBundleSerial, float64(seq), "target", target, "key", key))
+			res.Status = append(res.Status, gauge(nameBundleSerial, helpBundleSerial, cfg.Labels, float64(seq), "target", target, "key", key))
 		}
 		if len(f.Certs) == 0 && f.Err == nil {
 			f.Err = source.Errorf(source.ClassParse, "the bundle holds no X.509 authority")
@@ -274,11 +274,23 @@ func place(kind, target, key string, labels map[string]string) source.Place {
 	return source.Place{Source: kind, Target: target, Key: key, Labels: labels}
 }
 
-func gauge(name, help string, v float64, labels ...string) source.Sample {
+// gauge is a health sample with the given label pairs, then the extra
+// labels of its configuration entry, so alerts on it route like the
+// entry's places.
+func gauge(name, help string, extra map[string]string, v float64, labels ...string) source.Sample {
 	st := source.Sample{Name: name, Help: help, Value: v}
 	for i := 0; i+1 < len(labels); i += 2 {
 		st.LabelNames = append(st.LabelNames, labels[i])
 		st.Values = append(st.Values, labels[i+1])
+	}
+	names := make([]string, 0, len(extra))
+	for k := range extra {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		st.LabelNames = append(st.LabelNames, k)
+		st.Values = append(st.Values, extra[k])
 	}
 	return st
 }

@@ -166,7 +166,8 @@ func find(res source.Result, kind, key string) *source.Finding {
 
 func sample(res source.Result, name string, values ...string) (float64, bool) {
 	for _, s := range res.Status {
-		if s.Name == name && slicesEqual(s.Values, values) {
+		// The configured extra labels follow the pairs asked for.
+		if s.Name == name && len(s.Values) >= len(values) && slicesEqual(s.Values[:len(values)], values) {
 			return s.Value, true
 		}
 	}
@@ -224,8 +225,8 @@ func TestStream(t *testing.T) {
 			t.Errorf("bundle of %s: %+v", td, b)
 		}
 	}
-	if v, ok := sample(res, nameUp, api.address()); !ok || v != 1 {
-		t.Errorf("up = %v, %v", v, ok)
+	if v, ok := sample(res, nameUp, api.address(), "n1"); !ok || v != 1 {
+		t.Errorf("up{node=\"n1\"} = %v, %v", v, ok)
 	}
 	due, ok := sample(res, nameRotationDue, api.address(), id)
 	leaf := f.Certs[0]
