@@ -210,11 +210,18 @@ func (s *Source) scrapeWatcher(res *source.Result, wd watched, now time.Time) {
 		res.Findings = append(res.Findings, source.Finding{Place: place(source.KindSPIFFESVID, target, "", cfg.Labels),
 			Err: source.Errorf(source.ClassNoIdentity, "the workload API sent an X.509 context without SVIDs")})
 	}
+	seen := make(map[string]bool, len(last.svids))
 	for _, v := range last.svids {
 		key := v.id
 		if v.hint != "" {
 			key += "#" + v.hint
 		}
+		// Two SVIDs of one ID and hint would be one place: the first is
+		// the one the Workload API says to use.
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
 		f := source.Finding{Place: place(source.KindSPIFFESVID, target, key, cfg.Labels), Certs: v.certs, Err: v.err,
 			Verify: source.VerifyParams{Roots: v.pool, Anchors: v.bundle, RootsID: v.bundleID, SPIFFEID: v.id}}
 		if v.keyPublic != nil {

@@ -233,6 +233,20 @@ func TestStream(t *testing.T) {
 	if want := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2).Unix(); !ok || int64(due) != want {
 		t.Errorf("rotation due %v, want %v", due, want)
 	}
+	places, dues := 0, 0
+	for _, f := range res.Findings {
+		if f.Key == id {
+			places++
+		}
+	}
+	for _, st := range res.Status {
+		if st.Name == nameRotationDue && st.Values[1] == id {
+			dues++
+		}
+	}
+	if places != 1 || dues != 1 || !bytes.Equal(f.Certs[0].Raw, first.Svids[0].X509Svid) {
+		t.Errorf("an ID sent twice: %d places, %d rotation series, want 1 each, from the first SVID", places, dues)
+	}
 	if api.noHeader != 0 {
 		t.Errorf("%d streams without the workload.spiffe.io header", api.noHeader)
 	}
@@ -299,6 +313,7 @@ func (w *workloadAPI) svidContext(t *testing.T, local, partner trustDomain, id s
 			local.svid(t, id, "", o),
 			local.svid(t, id, "external", o),
 			local.svid(t, "spiffe://example.org/no-uri", "", noURI),
+			local.svid(t, id, "", o), // the same ID again: one place, the first
 		},
 		FederatedBundles: map[string][]byte{"spiffe://partner.test": partner.bundle()},
 	}
