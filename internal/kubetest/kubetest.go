@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/certwatch/certwatch/internal/childproc"
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 const (
@@ -110,46 +111,12 @@ type Cluster struct {
 
 // BinDir returns the folder the harness takes the binaries from:
 // $CERTWATCH_KUBE_BIN, or the folder scripts/kube-tools.sh builds into.
-func BinDir() string {
-	if d := os.Getenv(BinEnv); d != "" {
-		return d
-	}
-	base := os.Getenv("CERTWATCH_TOOLS")
-	if base == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		base = filepath.Join(cache, "certwatch", "tools")
-	}
-	return filepath.Join(base, "kube-"+KubeVersion)
-}
+func BinDir() string { return testtools.CachedToolDir(BinEnv, "kube-"+KubeVersion) }
 
 // binaries checks that both programs are there, failing or skipping the test.
 func binaries(t testing.TB) string {
 	t.Helper()
-	dir := BinDir()
-	var missing []string
-	for _, name := range []string{"etcd", "kube-apiserver"} {
-		st, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) == 0 {
-		if abs, err := filepath.Abs(dir); err == nil {
-			dir = abs
-		}
-		return dir
-	}
-	msg := fmt.Sprintf("%s not found in %s", strings.Join(missing, " and "), dir)
-	if os.Getenv(SkipEnv) == "1" {
-		t.Skipf("%s (%s=1)", msg, SkipEnv)
-	}
-	t.Fatalf("%s: run scripts/kube-tools.sh to build them (or set %s to their folder, or %s=1 to skip the Kubernetes tests)",
-		msg, BinEnv, SkipEnv)
-	return ""
+	return testtools.RequireBinaries(t, BinDir(), "scripts/kube-tools.sh", BinEnv, SkipEnv, "Kubernetes", "etcd", "kube-apiserver")
 }
 
 // Start runs etcd and kube-apiserver on free loopback ports, waits until the

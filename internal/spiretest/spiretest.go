@@ -59,6 +59,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/certwatch/certwatch/internal/childproc"
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 const (
@@ -84,46 +85,12 @@ const (
 
 // BinDir returns the folder the harness takes the binaries from:
 // $CERTWATCH_SPIRE_BIN, or the folder scripts/spire-tools.sh builds into.
-func BinDir() string {
-	if d := os.Getenv(BinEnv); d != "" {
-		return d
-	}
-	base := os.Getenv("CERTWATCH_TOOLS")
-	if base == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		base = filepath.Join(cache, "certwatch", "tools")
-	}
-	return filepath.Join(base, "spire-"+SPIREVersion)
-}
+func BinDir() string { return testtools.CachedToolDir(BinEnv, "spire-"+SPIREVersion) }
 
 // binaries checks that both programs are there, failing or skipping the test.
 func binaries(t testing.TB) string {
 	t.Helper()
-	dir := BinDir()
-	var missing []string
-	for _, name := range []string{"spire-server", "spire-agent"} {
-		st, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) == 0 {
-		if abs, err := filepath.Abs(dir); err == nil {
-			dir = abs
-		}
-		return dir
-	}
-	msg := fmt.Sprintf("%s not found in %s", strings.Join(missing, " and "), dir)
-	if os.Getenv(SkipEnv) == "1" {
-		t.Skipf("%s (%s=1)", msg, SkipEnv)
-	}
-	t.Fatalf("%s: run scripts/spire-tools.sh to build them (or set %s to their folder, or %s=1 to skip the SPIRE tests)",
-		msg, BinEnv, SkipEnv)
-	return ""
+	return testtools.RequireBinaries(t, BinDir(), "scripts/spire-tools.sh", BinEnv, SkipEnv, "SPIRE", "spire-server", "spire-agent")
 }
 
 // UIDSelector is the unix workload attestor's selector for processes of the

@@ -1,11 +1,12 @@
 // Package testtools holds what tests share besides certificates: finding
-// the external tools they run (promtool, prometheus, amtool, helm;
-// scripts/test.sh builds pinned versions once and puts them on $PATH), and
-// a buffer other goroutines can write to while a test reads it.
+// the external tools they run (promtool, prometheus, amtool, helm on $PATH;
+// kube-apiserver, etcd and SPIRE in the tool cache the scripts build once),
+// and a buffer other goroutines can write to while a test reads it.
 package testtools
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,4 +48,51 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// CachedToolDir is where a test harness takes prebuilt binaries from: the
+// folder named by the environment variable binEnv, or folder under the
+// tool cache the scripts build into
+// (${CERTWATCH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/certwatch/tools}).
+func CachedToolDir(binEnv, folder string) string {
+	if d := os.Getenv(binEnv); d != "" {
+		return d
+	}
+	base := os.Getenv("CERTWATCH_TOOLS")
+	if base == "" {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache")
+		}
+		base = filepath.Join(cache, "certwatch", "tools")
+	}
+	return filepath.Join(base, folder)
+}
+
+// RequireBinaries returns dir (made absolute) when it holds every named
+// executable. Otherwise it skips the test when skipEnv is 1, and fails it
+// saying how to build them (script) or where to point binEnv.
+func RequireBinaries(t testing.TB, dir, script, binEnv, skipEnv, what string, names ...string) string {
+	t.Helper()
+	var missing []string
+	for _, name := range names {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		return dir
+	}
+	msg := fmt.Sprintf("%s not found in %s", strings.Join(missing, " and "), dir)
+	if os.Getenv(skipEnv) == "1" {
+		t.Skipf("%s (%s=1)", msg, skipEnv)
+	}
+	t.Fatalf("%s: run %s to build them (or set %s to their folder, or %s=1 to skip the %s tests)",
+		msg, script, binEnv, skipEnv, what)
+	return ""
 }
