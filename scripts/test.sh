@@ -31,6 +31,33 @@ if [ -x .ci/install-test-deps.sh ]; then
 	fi
 fi
 
+# kube-apiserver + etcd (scripts/kube-tools.sh) and spire-server +
+# spire-agent (scripts/spire-tools.sh) are started first, in the background,
+# beside the Go-installed tools below and the download of certwatch's own
+# modules: on a cold machine much of each build is waiting on module
+# downloads, which overlap with the others' compiling that way. Each script
+# prints its folder on stdout, exported as CERTWATCH_KUBE_BIN /
+# CERTWATCH_SPIRE_BIN, and its progress on stderr, shown once all have
+# finished.
+tool_names=()
+for name in kube spire; do
+	skip="CERTWATCH_SKIP_${name^^}_TESTS"
+	if [ "${!skip:-}" != 1 ]; then
+		tool_names+=("$name")
+	fi
+done
+if [ "${#tool_names[@]}" -gt 0 ]; then
+	step "integration components: ${tool_names[*]}, built in the background (minutes the first time)"
+	tools_out="$(mktemp -d)"
+	declare -A tool_pid
+	for name in "${tool_names[@]}"; do
+		"scripts/$name-tools.sh" >"$tools_out/$name.dir" 2>"$tools_out/$name.log" &
+		tool_pid[$name]=$!
+	done
+fi
+go mod download >/dev/null 2>&1 &
+modules_pid=$!
+
 # Go-built tools, each built once into a versioned folder and reused.
 install_tool() { # folder binary package@version
 	local dir="$TOOLS/$1"
@@ -47,27 +74,10 @@ install_tool "prometheus-${PROMETHEUS_VERSION}" prometheus "github.com/prometheu
 install_tool "alertmanager-${ALERTMANAGER_VERSION}" amtool "github.com/prometheus/alertmanager/cmd/amtool@${ALERTMANAGER_VERSION}"
 install_tool "helm-${HELM_VERSION}" helm "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 promtool --version >/dev/null
+wait "$modules_pid" || true # go vet below downloads what is still missing
 
-# kube-apiserver + etcd (scripts/kube-tools.sh) and spire-server +
-# spire-agent (scripts/spire-tools.sh), built at the same time: each is
-# minutes of compiling the first time, nothing once built. Each script prints
-# its folder on stdout, exported as CERTWATCH_KUBE_BIN / CERTWATCH_SPIRE_BIN,
-# and its progress on stderr, shown once both have finished.
-tool_names=()
-for name in kube spire; do
-	skip="CERTWATCH_SKIP_${name^^}_TESTS"
-	if [ "${!skip:-}" != 1 ]; then
-		tool_names+=("$name")
-	fi
-done
 if [ "${#tool_names[@]}" -gt 0 ]; then
-	step "integration components: ${tool_names[*]} (minutes the first time)"
-	tools_out="$(mktemp -d)"
-	declare -A tool_pid
-	for name in "${tool_names[@]}"; do
-		"scripts/$name-tools.sh" >"$tools_out/$name.dir" 2>"$tools_out/$name.log" &
-		tool_pid[$name]=$!
-	done
+	step "waiting for the integration components: ${tool_names[*]}"
 	tools_failed=0
 	for name in "${tool_names[@]}"; do
 		var="CERTWATCH_${name^^}_BIN"
