@@ -57,7 +57,10 @@ func TestSPIFFEAgainstSPIRE(t *testing.T) {
 	mfs := waitForMetrics(t, p, "the SVIDs", func(mfs map[string]*dto.MetricFamily) bool {
 		return len(find(mfs, "certwatch_cert_not_after_timestamp_seconds", leaf)) == 1 &&
 			len(find(mfs, "certwatch_cert_not_after_timestamp_seconds", map[string]string{"key": long + "#web", "role": "leaf"})) == 1 &&
-			len(find(mfs, "certwatch_spiffe_bundle_last_refresh_timestamp_seconds", nil)) == 1
+			len(find(mfs, "certwatch_spiffe_bundle_last_refresh_timestamp_seconds", nil)) == 1 &&
+			// the lonely agent has answered too (before its first answer
+			// it is reported as still connecting)
+			len(find(mfs, "certwatch_spiffe_workload_api_errors_total", map[string]string{"target": lonely.Addr()})) > 0
 	})
 	for _, key := range []string{short, long + "#web"} {
 		if m := one(t, mfs, "certwatch_chain_valid", map[string]string{"source": "spiffe_svid", "key": key}); m.GetGauge().GetValue() != 1 {
