@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,7 +53,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,7 +166,7 @@ func (c *Cluster) path(name string) string { return filepath.Join(c.dir, name) }
 func (c *Cluster) startEtcd(t testing.TB) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		ports := freePorts(t, 2)
+		ports := testtools.FreeLoopbackPorts(t, 2)
 		client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 		peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
 		args := []string{
@@ -193,8 +191,8 @@ func (c *Cluster) startEtcd(t testing.TB) {
 		if err == nil {
 			return
 		}
-		p.stop()
-		if attempt < startAttempts && p.portTaken() {
+		p.Stop(stopTimeout)
+		if attempt < startAttempts && p.PortTaken() {
 			t.Logf("kubetest: etcd could not bind its ports, retrying: %v", err)
 			continue
 		}
@@ -207,7 +205,7 @@ func (c *Cluster) startEtcd(t testing.TB) {
 func (c *Cluster) startFirstAPIServer(t testing.TB) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		port := freePorts(t, 1)[0]
+		port := testtools.FreeLoopbackPorts(t, 1)[0]
 		c.URL = "https://127.0.0.1:" + strconv.Itoa(port)
 		c.apiArgs = []string{
 			"--etcd-servers=" + c.EtcdURL,
@@ -232,8 +230,8 @@ func (c *Cluster) startFirstAPIServer(t testing.TB) {
 		c.mu.Lock()
 		p := c.apiserver
 		c.mu.Unlock()
-		p.stop()
-		if attempt < startAttempts && p.portTaken() {
+		p.Stop(stopTimeout)
+		if attempt < startAttempts && p.PortTaken() {
 			t.Logf("kubetest: kube-apiserver could not bind its port, retrying: %v", err)
 			continue
 		}
@@ -271,7 +269,7 @@ func (c *Cluster) StopAPIServer(t testing.TB) {
 	p := c.apiserver
 	c.mu.Unlock()
 	if p != nil {
-		p.stop()
+		p.Stop(stopTimeout)
 	}
 	c.transport.CloseIdleConnections()
 }
@@ -283,7 +281,7 @@ func (c *Cluster) StartAPIServer(t testing.TB) {
 	c.mu.Lock()
 	p := c.apiserver
 	c.mu.Unlock()
-	if p != nil && !p.exited() {
+	if p != nil && !p.Exited() {
 		t.Fatalf("kubetest: StartAPIServer: kube-apiserver is still running")
 	}
 	if err := c.startAPIServer(t); err != nil {
@@ -312,8 +310,8 @@ func (c *Cluster) waitReady(p *proc) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("kube-apiserver exited: %v (last: %v)", p.err, last)
+		case <-p.Done:
+			return fmt.Errorf("kube-apiserver exited: %v (last: %v)", p.Err, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -548,7 +546,7 @@ func (c *Cluster) stopAll(t testing.TB) {
 	c.mu.Unlock()
 	for _, p := range []*proc{api, etcd} {
 		if p != nil {
-			p.stop()
+			p.Stop(stopTimeout)
 		}
 	}
 	if c.transport != nil {
@@ -573,78 +571,19 @@ func (c *Cluster) logTails(t testing.TB) {
 }
 
 // proc is one child process.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed when the process has exited and been reaped
-	err     error         // its exit status, valid once done is closed
-	stopped sync.Once
-}
+type proc = childproc.Process
 
 // spawn starts bin/name with args, appending its output to <dir>/<name>.log.
 func (c *Cluster) spawn(t testing.TB, name string, args []string) *proc {
 	t.Helper()
-	p := &proc{name: name, logPath: c.path(name + ".log"), done: make(chan struct{})}
-	log, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	cmd.Env = childEnv()
+	p, err := childproc.Spawn(cmd, name, c.path(name+".log"), "=== kubetest")
 	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
-	defer log.Close() // the child has its own copy
-	fmt.Fprintf(log, "=== kubetest %s: %s %s\n", time.Now().Format(time.RFC3339Nano), name, strings.Join(args, " "))
-
-	p.cmd = exec.Command(filepath.Join(c.bin, name), args...)
-	p.cmd.Dir = c.dir
-	p.cmd.Stdout = log
-	p.cmd.Stderr = log
-	p.cmd.Env = childEnv()
-	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("kubetest: starting %s: %v", name, err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	return p
-}
-
-// stop sends SIGTERM, then SIGKILL if the process has not exited within 20 s,
-// and waits until it is reaped.
-func (p *proc) stop() {
-	p.stopped.Do(func() {
-		if p.exited() {
-			return
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = p.cmd.Process.Kill()
-		}
-		select {
-		case <-p.done:
-		case <-time.After(stopTimeout):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// portTaken reports whether the process's log says it lost a port race.
-func (p *proc) portTaken() bool {
-	data, _ := os.ReadFile(p.logPath)
-	// Only the last run counts: the log is shared across restarts.
-	if i := bytes.LastIndex(data, []byte("=== kubetest ")); i >= 0 {
-		data = data[i:]
-	}
-	return bytes.Contains(data, []byte("address already in use"))
 }
 
 // waitEtcd waits until etcd's /health reports true.
@@ -668,35 +607,14 @@ func waitEtcd(p *proc, clientURL string) error {
 		}
 		last = err
 		select {
-		case <-p.done:
-			return fmt.Errorf("etcd exited: %v (last: %v)", p.err, last)
+		case <-p.Done:
+			return fmt.Errorf("etcd exited: %v (last: %v)", p.Err, last)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not healthy after %v: %v", readyTimeout, last)
 		}
 	}
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("kubetest: finding a free port: %v", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // childEnv is the test's environment without ETCD_* variables, which etcd

@@ -107,11 +107,11 @@ func TestCluster(t *testing.T) {
 		}
 
 		// Restart: same URL, same CA, same data, same tokens.
-		oldPID, oldCA := c.apiserver.cmd.Process.Pid, string(c.CAData)
+		oldPID, oldCA := c.apiserver.Cmd.Process.Pid, string(c.CAData)
 		start = time.Now()
 		c.RestartAPIServer(t)
 		t.Logf("kube-apiserver restarted in %v", time.Since(start).Round(time.Millisecond))
-		if c.apiserver.cmd.Process.Pid == oldPID {
+		if c.apiserver.Cmd.Process.Pid == oldPID {
 			t.Fatal("RestartAPIServer did not start a new process")
 		}
 		if string(c.CAData) != oldCA {
@@ -137,8 +137,8 @@ func TestCluster(t *testing.T) {
 	}
 	// The subtest's cleanup has stopped both processes and freed the ports.
 	for _, p := range []*proc{api, etcd} {
-		if !p.exited() {
-			t.Errorf("%s (pid %d) still running after the test", p.name, p.cmd.Process.Pid)
+		if !p.Exited() {
+			t.Errorf("%s (pid %d) still running after the test", p.Name, p.Cmd.Process.Pid)
 		}
 	}
 	for _, u := range []string{apiURL, etcdURL} {

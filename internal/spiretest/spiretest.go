@@ -50,7 +50,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -144,16 +143,16 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 	}
 	t.Cleanup(func() {
 		if s.proc != nil {
-			s.proc.stop()
+			s.proc.Stop(stopTimeout)
 		}
 		if t.Failed() && s.proc != nil {
-			s.proc.logTail(t)
+			logTail(t, s.proc)
 		}
 	})
 
 	var err error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
-		ports := freePorts(t, 2)
+		ports := testtools.FreeLoopbackPorts(t, 2)
 		s.port = ports[0]
 		if opts.BundleEndpoint {
 			s.bundlePort = ports[1]
@@ -164,8 +163,8 @@ func StartServer(t testing.TB, opts ServerOptions) *Server {
 		if err = waitHealthy(s.proc, s.socketPath); err == nil {
 			return s
 		}
-		s.proc.stop()
-		if !s.proc.portTaken() {
+		s.proc.Stop(stopTimeout)
+		if !s.proc.PortTaken() {
 			break
 		}
 	}
@@ -362,7 +361,7 @@ func (s *Server) WaitBundleFetched(t testing.TB, other *Server) {
 	want := []byte("trust_domain=" + other.td)
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		data, err := os.ReadFile(s.proc.logPath)
+		data, err := os.ReadFile(s.proc.LogPath)
 		if err != nil {
 			t.Fatalf("spiretest: %v", err)
 		}
@@ -432,9 +431,9 @@ func StartAgent(t testing.TB, s *Server) *Agent {
 		p := a.proc
 		a.mu.Unlock()
 		if p != nil {
-			p.stop()
+			p.Stop(stopTimeout)
 			if t.Failed() {
-				p.logTail(t)
+				logTail(t, p)
 			}
 		}
 	})
@@ -488,7 +487,7 @@ func (a *Agent) Stop(t testing.TB) {
 	if p == nil {
 		t.Fatalf("spiretest: agent %s is not running", a.id)
 	}
-	p.stop()
+	p.Stop(stopTimeout)
 }
 
 // Start starts the agent again after Stop, on the same socket and with the
@@ -524,8 +523,8 @@ func waitHealthy(p *proc, socketPath string) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited: %v (last health check: %v)", p.err, last)
+		case <-p.Done:
+			return fmt.Errorf("exited: %v (last health check: %v)", p.Err, last)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -553,103 +552,32 @@ func checkHealth(socketPath string) error {
 }
 
 // proc is one run of a SPIRE process.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{} // closed when the process has exited and been reaped
-	err     error         // its exit status, valid once done is closed
-	stopped sync.Once
-}
+type proc = childproc.Process
 
 // spawn starts bin/name with args in dir, appending its output to logPath.
 func spawn(t testing.TB, bin, name, logPath, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, logPath: logPath, done: make(chan struct{})}
-	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd := exec.Command(filepath.Join(bin, name), args...)
+	cmd.Dir = dir
+	p, err := childproc.Spawn(cmd, name, logPath, "=== spiretest")
 	if err != nil {
-		t.Fatalf("spiretest: %v", err)
-	}
-	defer log.Close() // the child has its own copy
-	fmt.Fprintf(log, "=== spiretest %s: %s %s\n", time.Now().Format(time.RFC3339Nano), name, strings.Join(args, " "))
-
-	p.cmd = exec.Command(filepath.Join(bin, name), args...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout = log
-	p.cmd.Stderr = log
-	if err := childproc.Start(p.cmd); err != nil {
 		t.Fatalf("spiretest: starting %s: %v", name, err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	return p
 }
 
-// stop sends SIGTERM, then SIGKILL if the process has not exited within
-// stopTimeout, and waits until it is reaped.
-func (p *proc) stop() {
-	p.stopped.Do(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			_ = p.cmd.Process.Kill()
-		}
-		select {
-		case <-p.done:
-		case <-time.After(stopTimeout):
-			_ = p.cmd.Process.Kill()
-		}
-	})
-	<-p.done
-}
-
-// portTaken reports whether the process's last run lost a port race.
-func (p *proc) portTaken() bool {
-	data, _ := os.ReadFile(p.logPath)
-	if i := bytes.LastIndex(data, []byte("=== spiretest ")); i >= 0 {
-		data = data[i:]
-	}
-	return bytes.Contains(data, []byte("address already in use"))
-}
-
 // logTail prints the end of the process's log with t.Log.
-func (p *proc) logTail(t testing.TB) {
+func logTail(t testing.TB, p *proc) {
 	t.Helper()
-	data, err := os.ReadFile(p.logPath)
+	data, err := os.ReadFile(p.LogPath)
 	if err != nil {
-		t.Logf("spiretest: %s log: %v", p.name, err)
+		t.Logf("spiretest: %s log: %v", p.Name, err)
 		return
 	}
 	if len(data) > logTailBytes {
 		data = data[len(data)-logTailBytes:]
 	}
-	t.Logf("spiretest: %s log (%s):\n%s", p.name, p.logPath, data)
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("spiretest: finding a free port: %v", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
+	t.Logf("spiretest: %s log (%s):\n%s", p.Name, p.LogPath, data)
 }
 
 // shortDir makes a folder for unix sockets directly under the system's

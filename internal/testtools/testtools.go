@@ -7,6 +7,7 @@ package testtools
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,4 +96,26 @@ func RequireBinaries(t testing.TB, dir, script, binEnv, skipEnv, what string, na
 	t.Fatalf("%s: run %s to build them (or set %s to their folder, or %s=1 to skip the %s tests)",
 		msg, script, binEnv, skipEnv, what)
 	return ""
+}
+
+// FreeLoopbackPorts returns n distinct loopback ports that were free a
+// moment ago (a child may still lose one to a race: retry then).
+func FreeLoopbackPorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
 }
