@@ -68,6 +68,8 @@ type Config struct {
 	Kubernetes *Kubernetes `yaml:"kubernetes"`
 	// SPIFFE enables the SPIFFE source when present.
 	SPIFFE *SPIFFE `yaml:"spiffe"`
+	// URLs are certificates, bundles and CRLs published over HTTP(S).
+	URLs []URLGroup `yaml:"urls"`
 
 	// Path is the file the configuration came from; relative paths inside it
 	// were resolved against its directory.
@@ -87,7 +89,14 @@ type Global struct {
 	// alias or Kubernetes key may hold; a place with more reports too_large
 	// and no certificates.
 	MaxCertificatesPerPlace int `yaml:"max_certificates_per_place"`
+	// Revocation bounds the fetches of revocation checks and of the urls
+	// source.
+	Revocation Fetch `yaml:"revocation"`
 }
+
+// Revocation is the active revocation checks a module, file group, URL
+// group or the Kubernetes block opts in to.
+type Revocation = source.Revocation
 
 // Module says how to talk to an endpoint.
 type Module struct {
@@ -106,6 +115,8 @@ type Module struct {
 	// this is reused instead of connecting again. 0 probes on every scrape
 	// (concurrent scrapes still share one probe).
 	MinProbeInterval Duration `yaml:"min_probe_interval"`
+	// Revocation turns on active OCSP and CRL checks of the chains served.
+	Revocation Revocation `yaml:"revocation"`
 }
 
 // TLS holds a module's TLS settings.
@@ -135,6 +146,8 @@ type FileGroup struct {
 	// CAFile holds the roots chains are verified against; system roots when empty.
 	CAFile string            `yaml:"ca_file"`
 	Labels map[string]string `yaml:"labels"`
+	// Revocation turns on active OCSP and CRL checks of the group's chains.
+	Revocation Revocation `yaml:"revocation"`
 }
 
 // Kubernetes says which Kubernetes objects hold certificates to watch.
@@ -152,6 +165,8 @@ type Kubernetes struct {
 	// are verified against; system roots when empty.
 	CAFile string            `yaml:"ca_file"`
 	Labels map[string]string `yaml:"labels"`
+	// Revocation turns on active OCSP and CRL checks of the chains found.
+	Revocation Revocation `yaml:"revocation"`
 }
 
 // Selection narrows which namespaced objects are watched.
@@ -388,6 +403,10 @@ func (c *Config) applyDefaults() {
 	if c.SPIFFE != nil {
 		c.SPIFFE.applyDefaults()
 	}
+	c.Global.Revocation.applyDefaults()
+	for i := range c.URLs {
+		c.URLs[i].applyDefaults(c.Global.Revocation)
+	}
 	for i := range c.Endpoints {
 		if c.Endpoints[i].Module == "" {
 			c.Endpoints[i].Module = DefaultModuleName
@@ -418,6 +437,10 @@ func (c *Config) resolvePaths(base string) {
 	}
 	if c.SPIFFE != nil {
 		c.SPIFFE.resolvePaths(abs)
+	}
+	for i := range c.URLs {
+		g := &c.URLs[i]
+		g.CAFile, g.TLS.CAFile, g.TLS.CertFile, g.TLS.KeyFile = abs(g.CAFile), abs(g.TLS.CAFile), abs(g.TLS.CertFile), abs(g.TLS.KeyFile)
 	}
 }
 
@@ -547,6 +570,19 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.SPIFFE != nil {
 		c.SPIFFE.validate(fail)
+	}
+	c.Global.Revocation.validate(fail)
+	seenURL := map[string][]any{}
+	for i, g := range c.URLs {
+		g.validate(i, fail)
+		for j, u := range g.URLs {
+			at := []any{"urls", i, "urls", j}
+			if first, ok := seenURL[urlKey(u)]; ok {
+				fail(at, "repeats %s", pathString(first))
+			} else {
+				seenURL[urlKey(u)] = at
+			}
+		}
 	}
 	if k := c.Kubernetes; k != nil {
 		at := []any{"kubernetes"}

@@ -32,13 +32,17 @@ const (
 	ClassConfig        Class = "config"         // the module or entry settings could not be used (e.g. a missing client cert)
 	ClassNoIdentity    Class = "no_identity"    // a SPIFFE Workload API issued no identity to certwatch: no registration entry matches it
 	ClassStale         Class = "stale"          // what is reported is the last data received, older than its source's stale_after
+	ClassDenied        Class = "denied"         // the outbound rules refused the URL (scheme, address, redirect to another host)
+	ClassHTTP          Class = "http"           // an HTTP server answered with a status other than 200 (or 304 to a revalidation)
+	ClassBadSignature  Class = "bad_signature"  // an OCSP response or CRL whose signature does not verify against its issuer
 	ClassUnknown       Class = "unknown"        // anything else; the log line carries the detail
 )
 
 // Classes lists every class, for documentation and tests.
 var Classes = []Class{ClassTimeout, ClassRefused, ClassUnreachable, ClassDNS, ClassProxy, ClassStartTLS,
 	ClassHandshake, ClassParse, ClassPermission, ClassNotFound, ClassTooLarge, ClassWrongPassword,
-	ClassSymlinkLoop, ClassConfig, ClassNoIdentity, ClassStale, ClassUnknown}
+	ClassSymlinkLoop, ClassConfig, ClassNoIdentity, ClassStale, ClassDenied, ClassHTTP, ClassBadSignature,
+	ClassUnknown}
 
 // Error is an error with its class.
 type Error struct {

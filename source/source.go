@@ -11,6 +11,7 @@ package source
 import (
 	"crypto"
 	"crypto/x509"
+	"math/big"
 	"time"
 )
 
@@ -20,6 +21,10 @@ const (
 	KindFile         = "file"
 	KindSPIFFESVID   = "spiffe_svid"   // X.509 SVIDs from a Workload API
 	KindSPIFFEBundle = "spiffe_bundle" // trust bundles, from a Workload API or a bundle endpoint
+	KindURL          = "url"           // certificates and CRLs published at a configured URL
+	// KindCRLDistributionPoint is a CRL fetched from a distribution point
+	// named in a certificate, for an active revocation check.
+	KindCRLDistributionPoint = "crl_distribution_point"
 )
 
 // Place names where certificates were found. Source, Target and Key are the
@@ -53,7 +58,31 @@ type Finding struct {
 	// Verify says how the chain at this place is to be verified.
 	Verify VerifyParams
 	TLS    *TLSState // endpoints only
-	Err    error     // nil when Certs were read; wrap with Classify for the class
+	// OCSPStaple is the OCSP response the endpoint stapled to its
+	// handshake; nil when it stapled none (endpoints only).
+	OCSPStaple []byte
+	// CRLs are the certificate revocation lists found at the place, with
+	// or without certificates beside them.
+	CRLs []CRL
+	Err  error // nil when Certs were read; wrap with Classify for the class
+}
+
+// CRL is what a certificate revocation list says about itself. Its entries
+// are not kept: a public CRL can list hundreds of thousands of serials, and
+// a place reports only how many.
+type CRL struct {
+	Issuer         string // the issuer's distinguished name, RFC 2253
+	IssuerCN       string
+	AuthorityKeyID []byte // nil when absent
+	ThisUpdate     time.Time
+	NextUpdate     time.Time // zero when absent
+	Number         *big.Int  // the CRL number; nil when absent
+	Entries        int       // revoked certificates listed
+	Delta          bool      // a delta CRL (it carries a delta CRL indicator)
+	// SignatureAlgorithm names the algorithm the CRL is signed with, as
+	// crypto/x509 names it ("SHA256-RSA").
+	SignatureAlgorithm string
+	Fingerprint        [32]byte // SHA-256 of the DER
 }
 
 // VerifyParams carries the verification settings of the place's module or
@@ -82,4 +111,19 @@ type VerifyParams struct {
 	// RootsID identifies Roots for caching verdicts ("system" or the CA
 	// file's content hash).
 	RootsID string
+	// Revocation says which active revocation checks the place opted in
+	// to. A stapled OCSP response is judged whatever it says.
+	Revocation Revocation
 }
+
+// Revocation is the active revocation checks of a module, file group or
+// Kubernetes block: asking the OCSP responder in each certificate's
+// authority information access, fetching the CRL of its distribution
+// points.
+type Revocation struct {
+	OCSP bool `yaml:"ocsp"`
+	CRL  bool `yaml:"crl"`
+}
+
+// Any reports whether an active check is on.
+func (r Revocation) Any() bool { return r.OCSP || r.CRL }
