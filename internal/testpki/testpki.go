@@ -48,6 +48,9 @@ type Options struct {
 	NoBasicConstraints bool
 	Serial             *big.Int
 	IssuerURL          string // AIA caIssuers
+	// OCSPServers are the AIA OCSP responder URLs; CRLURLs the CRL
+	// distribution points.
+	OCSPServers, CRLURLs []string
 	// Emails are rfc822Name subject alternative names.
 	Emails []string
 	// Key, when set, is used instead of a fresh key (KeyType is then ignored),
@@ -178,6 +181,7 @@ func New(t testing.TB, parent *Cert, o Options) *Cert {
 		}
 		tmpl.URIs = append(tmpl.URIs, parsed)
 	}
+	tmpl.OCSPServer, tmpl.CRLDistributionPoints = o.OCSPServers, o.CRLURLs
 	if o.IssuerURL != "" {
 		tmpl.IssuingCertificateURL = []string{o.IssuerURL}
 	}
