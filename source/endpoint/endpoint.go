@@ -5,6 +5,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -243,14 +244,18 @@ func (p *Prober) leave(key string, c *call) {
 
 // probeResult is what one probe of a target learned.
 type probeResult struct {
-	at    time.Time
-	certs []*x509.Certificate
-	tls   *source.TLSState
-	err   error
+	at     time.Time
+	certs  []*x509.Certificate
+	tls    *source.TLSState
+	staple []byte // the stapled OCSP response; nil when none (or dropped as too large)
+	err    error
 }
 
+// fill copies the result into a finding. Findings of one probe (joined
+// scrapes, a remembered result) share the staple's bytes: they are read,
+// never written.
 func (r probeResult) fill(f source.Finding) source.Finding {
-	f.Certs, f.TLS, f.Err = r.certs, r.tls, r.err
+	f.Certs, f.TLS, f.OCSPStaple, f.Err = r.certs, r.tls, r.staple, r.err
 	return f
 }
 
@@ -286,7 +291,11 @@ func (p *Prober) run(ctx context.Context, target, serverName string, m *module, 
 		r.err = err
 		return r
 	}
-	r.certs, r.tls = state.certs, &state.tls
+	r.certs, r.tls, r.staple = state.certs, &state.tls, state.staple
+	if state.stapleDropped > 0 {
+		p.logger.Warn("Stapled OCSP response ignored: too large", "kind", source.KindEndpoint, "target", target,
+			"module", m.name, "bytes", state.stapleDropped, "limit", maxStapleSize)
+	}
 	return r
 }
 
@@ -296,9 +305,21 @@ func (p *Prober) logFailure(target string, m *module, err error) {
 }
 
 type handshakeResult struct {
-	certs []*x509.Certificate
-	tls   source.TLSState
+	certs  []*x509.Certificate
+	tls    source.TLSState
+	staple []byte
+	// stapleDropped is the size of a staple over maxStapleSize, which is
+	// not kept; 0 when none was dropped.
+	stapleDropped int
 }
+
+// maxStapleSize bounds the stapled OCSP response kept from a handshake (a
+// real one is a few KiB). The protocol already keeps it below: TLS 1.2
+// sends it in a handshake message crypto/tls refuses over 64 KiB, TLS 1.3 in
+// an extension with a 16-bit length. The bound stands on its own anyway, so
+// that what a result may hold (remembered for min_probe_interval, for up to
+// maxRemembered targets) does not rest on crypto/tls's internals.
+const maxStapleSize = 64 << 10
 
 // handshake connects, runs STARTTLS if the module asks for it, and completes
 // a full TLS handshake (no session resumption: we need the whole chain).
@@ -321,6 +342,13 @@ func (m *module) handshake(ctx context.Context, target, serverName string, rt ro
 		}
 	}
 
+	// The client asks for a stapled OCSP response without being told:
+	// crypto/tls sends the status_request extension in every ClientHello
+	// (clientHelloMsg.ocspStapling is set unconditionally in
+	// handshake_client.go, and no Config field turns it off), and exposes
+	// what the server staples as ConnectionState.OCSPResponse, for TLS 1.2
+	// (CertificateStatus message) and TLS 1.3 (the leaf's Certificate entry)
+	// alike.
 	tlsConfig := &tls.Config{
 		ServerName: serverName,
 		// We record whatever the server presents and verify it ourselves, so
@@ -349,7 +377,7 @@ func (m *module) handshake(ctx context.Context, target, serverName string, rt ro
 	if len(cs.PeerCertificates) == 0 {
 		return nil, source.Errorf(source.ClassHandshake, "TLS handshake: the server presented no certificate")
 	}
-	return &handshakeResult{
+	res := &handshakeResult{
 		certs: cs.PeerCertificates,
 		tls: source.TLSState{
 			Version:           tls.VersionName(cs.Version),
@@ -357,7 +385,15 @@ func (m *module) handshake(ctx context.Context, target, serverName string, rt ro
 			HandshakeDuration: elapsed,
 			ServerName:        serverName,
 		},
-	}, nil
+	}
+	switch n := len(cs.OCSPResponse); {
+	case n > maxStapleSize:
+		res.stapleDropped = n
+	case n > 0:
+		// A copy: the connection's buffers are not ours to keep.
+		res.staple = bytes.Clone(cs.OCSPResponse)
+	}
+	return res, nil
 }
 
 // allCipherSuites offers every suite Go implements, insecure ones included:
