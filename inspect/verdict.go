@@ -20,6 +20,7 @@ type Reason string
 // The reasons, in the order of precedence used when several apply.
 const (
 	ReasonOK               Reason = "ok"
+	ReasonRevoked          Reason = "revoked"           // a certificate in the chain is revoked, by an answer whose signature verified
 	ReasonExpired          Reason = "expired"           // a certificate in the chain is past its not-after
 	ReasonNotYetValid      Reason = "not_yet_valid"     // a certificate in the chain is before its not-before
 	ReasonHostnameMismatch Reason = "hostname_mismatch" // the leaf does not cover the name we connected to
@@ -33,7 +34,7 @@ const (
 )
 
 // Reasons lists every reason, for documentation and tests.
-var Reasons = []Reason{ReasonOK, ReasonExpired, ReasonNotYetValid, ReasonHostnameMismatch,
+var Reasons = []Reason{ReasonOK, ReasonRevoked, ReasonExpired, ReasonNotYetValid, ReasonHostnameMismatch,
 	ReasonIncompleteChain, ReasonUnknownAuthority, ReasonInvalidUsage, ReasonWeakSignature,
 	ReasonWeakKey, ReasonKeyMismatch, ReasonInvalid}
 
@@ -67,6 +68,15 @@ type Verdict struct {
 	// Roles holds the role of each of the place's certificates, in the
 	// place's order. It is shared between verdicts: do not modify it.
 	Roles []Role
+	// Paths are each leaf's chain as judged, leaf first: the verified chain
+	// up to its anchor, or the leaf's path through the certificates at hand
+	// when verification failed. Nil for a bundle of anchors. Shared between
+	// verdicts: do not modify.
+	Paths [][]*x509.Certificate
+	// Revocation is what is known of the revocation of the place's
+	// certificates; nil when the place stapled nothing and opted in to no
+	// check. Set by Revoke, never cached with the verdict.
+	Revocation *RevocationFacts
 }
 
 // Valid reports whether the chain verified without reservation.
@@ -83,6 +93,10 @@ func (in *Inspector) Stands(v Verdict) bool { return in.now().Before(v.ValidUnti
 // which other places were judged before.
 type Inspector struct {
 	now func() time.Time
+	// revocations holds the answers of background revocation checks; nil
+	// when none are configured.
+	revocations atomic.Pointer[revocationSource]
+	staples     stapleCache
 
 	mu       sync.Mutex
 	verdicts map[[32]byte]Verdict
@@ -109,6 +123,8 @@ type Chain struct {
 	Certs      []*x509.Certificate
 	KeyPublics []crypto.PublicKey
 	Verify     source.VerifyParams
+	// Staple is the OCSP response an endpoint stapled, judged by Revoke.
+	Staple []byte
 }
 
 // JudgeAll returns the verdicts on many places' chains, the same verdicts

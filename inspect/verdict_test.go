@@ -263,7 +263,7 @@ func TestJudgeReasons(t *testing.T) {
 // TestReasonsListed keeps Reasons in step with the constants.
 func TestReasonsListed(t *testing.T) {
 	t.Parallel()
-	want := []inspect.Reason{"ok", "expired", "not_yet_valid", "hostname_mismatch", "incomplete_chain", "unknown_authority",
+	want := []inspect.Reason{"ok", "revoked", "expired", "not_yet_valid", "hostname_mismatch", "incomplete_chain", "unknown_authority",
 		"invalid_usage", "weak_signature", "weak_key", "key_mismatch", "invalid"}
 	if !reflect.DeepEqual(inspect.Reasons, want) {
 		t.Fatalf("Reasons = %v, want %v", inspect.Reasons, want)
