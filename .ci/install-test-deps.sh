@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that source/endpoint/daemons_test.go needs: real
-# STARTTLS daemons the tests start themselves, on loopback high ports, with
+# Installs the Debian packages that source/endpoint/daemons_test.go and
+# nginx_test.go need: real STARTTLS daemons, and nginx stapling OCSP
+# responses, that the tests start themselves, on loopback high ports, with
 # configurations and certificates they write to temporary directories. Also
 # Chromium, which inventory/browser_test.go runs headless against the
 # inventory pages (CERTWATCH_SKIP_BROWSER_TESTS=1 skips that test instead).
@@ -23,6 +24,7 @@ packages=(
 	slapd          # LDAP StartTLS extended operation
 	vsftpd         # FTP AUTH TLS
 	mariadb-server # MySQL protocol SSL (mariadbd)
+	nginx          # OCSP stapling from a file and from a responder (source/endpoint/nginx_test.go)
 	podman         # container image test (deploy/container): make image + inspect
 	buildah
 	openssl        # cross-check of the trust store's dates
@@ -30,7 +32,7 @@ packages=(
 )
 # init scripts / units of those packages, stopped and disabled when this
 # script installed them
-services=(postfix dovecot postgresql slapd vsftpd mariadb)
+services=(postfix dovecot postgresql slapd vsftpd mariadb nginx)
 
 if [ "$(id -u)" != 0 ]; then
 	echo "$0: must run as root (it installs Debian packages with apt-get)" >&2
@@ -84,7 +86,7 @@ apt_install "${missing[@]}"
 # system service. Packages that were already installed are left as they were.
 for s in "${services[@]}"; do
 	case " ${missing[*]} " in
-	*" $s"*) ;; # installed now (postfix, dovecot-*, postgresql, slapd, vsftpd, mariadb-*)
+	*" $s"*) ;; # installed now (postfix, dovecot-*, postgresql, slapd, vsftpd, mariadb-*, nginx)
 	*) continue ;;
 	esac
 	if [ -d /run/systemd/system ]; then
