@@ -186,7 +186,7 @@ func (l *List) sort() {
 	for i := range perm {
 		perm[i] = uint32(i)
 	}
-	slices.SortStableFunc(perm, func(a, b uint32) int { return compareSerials(l.serial(int(a)), l.serial(int(b))) })
+	slices.SortFunc(perm, func(a, b uint32) int { return compareSerials(l.serial(int(a)), l.serial(int(b))) })
 	serials := make([]byte, 0, len(l.serials))
 	offsets := make([]uint32, 1, n+1)
 	times := make([]int64, n)
