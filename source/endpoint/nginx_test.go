@@ -32,6 +32,7 @@ import (
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/revocation"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -191,22 +192,28 @@ http {
 	}
 }
 
-// nginxCheckStaple checks what staple says of leaf: status, or (-1) that
-// its signature does not verify against issuer.
+// nginxCheckStaple checks what revocation.ParseStaple, as the inspector
+// calls it, makes of staple: status (an ocsp status), or (-1) a staple
+// refused as bad_signature.
 func nginxCheckStaple(t *testing.T, staple []byte, leaf, issuer *x509.Certificate, status int) {
 	t.Helper()
-	resp, err := ocsp.ParseResponseForCert(staple, leaf, issuer)
+	ans, err := revocation.ParseStaple(staple, leaf, issuer)
+	if status < 0 {
+		if class := source.ClassOf(err); class != source.ClassBadSignature {
+			t.Errorf("ParseStaple of the forged staple: %+v, %v (class %q), want class %q", ans, err, class, source.ClassBadSignature)
+		}
+		return
+	}
+	want := map[int]revocation.Status{ocsp.Good: revocation.StatusGood, ocsp.Revoked: revocation.StatusRevoked}[status]
 	switch {
-	case status < 0 && err == nil:
-		t.Errorf("the forged staple verified against the issuer")
-	case status < 0:
-		t.Logf("forged staple refused as expected: %v", err)
 	case err != nil:
-		t.Errorf("parsing the staple: %v", err)
-	case resp.Status != status:
-		t.Errorf("staple status %d, want %d", resp.Status, status)
-	case status == ocsp.Revoked && resp.RevocationReason != ocsp.KeyCompromise:
-		t.Errorf("revocation reason %d, want keyCompromise (%d)", resp.RevocationReason, ocsp.KeyCompromise)
+		t.Errorf("ParseStaple: %v", err)
+	case ans.Method != revocation.MethodStaple || ans.Status != want:
+		t.Errorf("ParseStaple: method %q status %q, want %q %q", ans.Method, ans.Status, revocation.MethodStaple, want)
+	case status == ocsp.Revoked && ans.Reason.String() != "keyCompromise":
+		t.Errorf("revocation reason %q, want keyCompromise", ans.Reason)
+	case ans.NextUpdate.IsZero() || ans.ThisUpdate.IsZero():
+		t.Errorf("answer without this/next update: %+v", ans)
 	}
 }
 
