@@ -126,7 +126,7 @@ func (e *Exporter) MetricsHandler(static prometheus.Gatherer) http.Handler {
 		places := p.finish()
 		p.snap.publish(e, at, results)
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(&scrapeStatus{e: e, results: results})
+		reg.MustRegister(&scrapeStatus{e: e, results: results, samples: p.samples})
 		families, err := prometheus.Gatherers{static, reg}.Gather()
 		if err != nil { // as promhttp.ContinueOnError: serve what was gathered
 			e.logger.Error("Error gathering metrics", "err", err)
@@ -265,12 +265,17 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 type scrapeStatus struct {
 	e       *Exporter
 	results []sourceResult
+	samples []source.Sample // the places' revocation and CRL series
 }
 
 func (s *scrapeStatus) Describe(chan<- *prometheus.Desc) {}
 
 func (s *scrapeStatus) Collect(ch chan<- prometheus.Metric) {
-	s.e.newEmitter(ch).scrapeStatus(s.results)
+	em := s.e.newEmitter(ch)
+	em.scrapeStatus(s.results)
+	for _, st := range s.samples {
+		em.sample(st)
+	}
 }
 
 // sourceResult is what one source found in one scrape.

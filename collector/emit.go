@@ -77,9 +77,14 @@ type emitter struct {
 func chainsOf(places []*source.Finding) []inspect.Chain {
 	chains := make([]inspect.Chain, len(places))
 	for i, f := range places {
-		chains[i] = inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify}
+		chains[i] = chainOf(f)
 	}
 	return chains
+}
+
+// chainOf is what the inspector judges of a place.
+func chainOf(f *source.Finding) inspect.Chain {
+	return inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify, Staple: f.OCSPStaple}
 }
 
 func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter {
@@ -166,7 +171,7 @@ func (em *emitter) findings(findings []source.Finding) {
 	var order []targetKey
 	targets := map[targetKey]*targetState{}
 	seen := map[placeKey]bool{}
-	var places []*source.Finding
+	var places, crlOnly []*source.Finding
 	for i := range findings {
 		f := &findings[i]
 		tk := targetKey{f.Source, f.Target}
@@ -179,20 +184,35 @@ func (em *emitter) findings(findings []source.Finding) {
 		if f.Err != nil && ts.err == nil {
 			ts.err = f.Err
 		}
+		pk := placeKey{f.Source, f.Target, f.Key}
 		if len(f.Certs) == 0 {
 			em.snap.failed(f)
+			if len(f.CRLs) > 0 && !seen[pk] {
+				seen[pk] = true
+				crlOnly = append(crlOnly, f)
+			}
+			continue
 		}
-		pk := placeKey{f.Source, f.Target, f.Key}
-		if seen[pk] || len(f.Certs) == 0 {
+		if seen[pk] {
 			continue // a duplicate place would make the scrape invalid
 		}
 		seen[pk] = true
 		places = append(places, f)
 	}
 	// Judged together: chains not judged before are verified on every core.
-	for i, verdict := range em.e.inspector.JudgeAll(chainsOf(places)) {
+	chains := chainsOf(places)
+	var samples []source.Sample
+	for i, verdict := range em.e.inspector.JudgeAll(chains) {
+		verdict = em.e.inspector.Revoke(chains[i], verdict)
 		em.snap.judged(places[i], verdict)
 		em.place(places[i], verdict)
+		samples = placeSamples(samples, places[i], verdict)
+	}
+	for _, f := range crlOnly {
+		samples = crlSamples(samples, f)
+	}
+	for _, s := range samples {
+		em.sample(s)
 	}
 	for _, tk := range order {
 		ts := targets[tk]

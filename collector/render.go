@@ -40,6 +40,9 @@ type placeCache struct {
 	calls   uint64     // findings calls, for finding duplicates
 	places  map[placeID]*rendered
 	layouts map[layoutKey]*layout
+	// crlPlaces marks places of CRLs alone with the findings call that last
+	// met them, to skip duplicates.
+	crlPlaces map[placeID]uint64
 }
 
 // placeID names a place (key set) or a target (target set, key unset).
@@ -102,7 +105,7 @@ type layout struct {
 }
 
 func newPlaceCache() *placeCache {
-	return &placeCache{places: map[placeID]*rendered{}, layouts: map[layoutKey]*layout{}}
+	return &placeCache{places: map[placeID]*rendered{}, layouts: map[layoutKey]*layout{}, crlPlaces: map[placeID]uint64{}}
 }
 
 // pass is one scrape's use of the cache: the places in the order they are
@@ -113,13 +116,18 @@ type pass struct {
 	snap   *snapshotBuilder
 	order  []*rendered
 	extras map[unsafe.Pointer]*extraLabels
+	// samples are the places' revocation and CRL series, which go through
+	// the registry (revocation.go).
+	samples []source.Sample
+	// firstCall is the number of this scrape's first findings call.
+	firstCall uint64
 }
 
 // begin locks the cache for one scrape; finish sweeps it and unlocks.
 func (c *placeCache) begin(e *Exporter) *pass {
 	c.mu.Lock()
 	c.gen++
-	return &pass{c: c, e: e, extras: map[unsafe.Pointer]*extraLabels{}}
+	return &pass{c: c, e: e, extras: map[unsafe.Pointer]*extraLabels{}, firstCall: c.calls + 1}
 }
 
 // findings adds the places and targets of one collector, judged together
@@ -162,6 +170,9 @@ func (p *pass) findings(findings []source.Finding) {
 		}
 		if len(f.Certs) == 0 {
 			p.snap.failed(f)
+			if len(f.CRLs) > 0 {
+				p.crlOnly(f, call)
+			}
 			continue
 		}
 		id := placeID{source: f.Source, target: f.Target, key: f.Key}
@@ -194,19 +205,34 @@ func (p *pass) findings(findings []source.Finding) {
 			verdicts[i] = r.verdict
 			continue
 		}
-		chains = append(chains, inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify})
+		chains = append(chains, chainOf(f))
 		judged = append(judged, i)
 	}
 	for j, verdict := range p.e.inspector.JudgeAll(chains) {
 		verdicts[judged[j]] = verdict
 	}
 	for i, f := range places {
-		p.snap.judged(f, verdicts[i])
-		p.place(f, verdicts[i], cached[i])
+		// The cache keeps the verdict without revocation, which is laid
+		// over it anew at every scrape.
+		judgedNow := p.e.inspector.Revoke(chainOf(f), verdicts[i])
+		p.snap.judged(f, judgedNow)
+		p.place(f, judgedNow, verdicts[i], cached[i])
+		p.samples = placeSamples(p.samples, f, judgedNow)
 	}
 	for _, ts := range targets {
 		p.target(ts)
 	}
+}
+
+// crlOnly adds the series of a place that holds CRLs and no certificate,
+// once per findings call like any place.
+func (p *pass) crlOnly(f *source.Finding, call uint64) {
+	id := placeID{source: f.Source, target: f.Target, key: f.Key}
+	if r := p.c.crlPlaces[id]; r == call {
+		return
+	}
+	p.c.crlPlaces[id] = call
+	p.samples = crlSamples(p.samples, f)
 }
 
 // targetState is what the findings of one target said: its first place's
@@ -238,7 +264,7 @@ func sameSlice[T any](a, b []T) bool {
 
 // place writes one place from its cached entry r (nil when new), rendered
 // again when what its series are built from changed.
-func (p *pass) place(f *source.Finding, verdict inspect.Verdict, r *rendered) {
+func (p *pass) place(f *source.Finding, verdict, unrevoked inspect.Verdict, r *rendered) {
 	if !verdict.Valid() {
 		p.e.logger.Debug("Chain not valid", "kind", f.Source, "target", f.Target, "key", f.Key,
 			"reason", verdict.Reason, "detail", verdict.Detail)
@@ -253,7 +279,7 @@ func (p *pass) place(f *source.Finding, verdict inspect.Verdict, r *rendered) {
 		p.c.places[placeID{source: f.Source, target: f.Target, key: f.Key}] = r
 	}
 	r.chain = chainInput{certs: f.Certs, keyPublics: f.KeyPublics, verify: f.Verify}
-	r.verdict = verdict
+	r.verdict = unrevoked
 	if r.hsIndex >= 0 {
 		r.handshake = f.TLS.HandshakeDuration.Seconds()
 	}
@@ -426,6 +452,11 @@ func (p *pass) finish() []placeSnapshot {
 	for k, r := range p.c.places {
 		if r.gen != p.c.gen {
 			delete(p.c.places, k)
+		}
+	}
+	for k, call := range p.c.crlPlaces {
+		if call < p.firstCall {
+			delete(p.c.crlPlaces, k)
 		}
 	}
 	if len(p.c.layouts) > 1024 { // label sets follow the configuration; a reload may leave old ones

@@ -115,8 +115,9 @@ func (e *Exporter) Refresh(ctx context.Context) *Snapshot {
 				places = append(places, f)
 			}
 		}
-		for i, v := range e.inspector.JudgeAll(chainsOf(places)) {
-			b.judged(places[i], v)
+		chains := chainsOf(places)
+		for i, v := range e.inspector.JudgeAll(chains) {
+			b.judged(places[i], e.inspector.Revoke(chains[i], v))
 		}
 	}
 	return b.publish(e, at, results)

@@ -81,6 +81,7 @@ func New(cfg *config.Config, logger *slog.Logger) *Prober {
 				m.verify = source.VerifyParams{Roots: x509.NewCertPool(), RootsID: "unreadable"}
 			}
 		}
+		m.verify.Revocation = mc.Revocation
 		if mc.ProxyURL != "" {
 			m.proxy, _ = url.Parse(mc.ProxyURL) // validated at load
 		}

@@ -124,6 +124,7 @@ func New(cfg config.Kubernetes, sh shard.Shard, client kubernetes.Interface, dyn
 		}
 		s.verify = ca.VerifyParams()
 	}
+	s.verify.Revocation = cfg.Revocation
 	s.buildInformers()
 	return s, nil
 }
