@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,8 +76,10 @@ func (s fetchSpec) key() string {
 
 // fetcher fetches one URL in the background and keeps the last outcome.
 type fetcher struct {
-	spec   fetchSpec
-	logger *slog.Logger
+	spec     fetchSpec
+	hostport string // the URL's host:port, the default port filled in
+	pacer    *pacer
+	logger   *slog.Logger
 
 	mu    sync.Mutex
 	state fetchState
@@ -102,9 +105,26 @@ type fetchState struct {
 	errors             map[source.Class]float64
 }
 
-func newFetcher(spec fetchSpec, logger *slog.Logger) *fetcher {
-	return &fetcher{spec: spec, done: make(chan struct{}),
+func newFetcher(spec fetchSpec, p *pacer, logger *slog.Logger) *fetcher {
+	return &fetcher{spec: spec, hostport: hostPort(spec.url), pacer: p, done: make(chan struct{}),
 		logger: logger.With("kind", source.KindURL, "target", spec.url)}
+}
+
+// hostPort is the host:port of raw, the scheme's default port filled in
+// ("" when raw does not parse: the configuration has refused such URLs).
+func hostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func (f *fetcher) start() {
@@ -179,18 +199,10 @@ func (f *fetcher) policy() (*outbound.Policy, error) {
 	if err != nil {
 		return nil, source.WithClass(source.ClassConfig, err)
 	}
-	u, err := url.Parse(f.spec.url)
-	if err != nil {
-		return nil, source.Errorf(source.ClassConfig, "URL does not parse: %w", err)
+	if f.hostport == "" {
+		return nil, source.Errorf(source.ClassConfig, "the URL does not parse")
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	p.Trust(net.JoinHostPort(u.Hostname(), port))
+	p.Trust(f.hostport)
 	return p, nil
 }
 
@@ -215,6 +227,11 @@ func (f *fetcher) fetch(ctx context.Context, policy *outbound.Policy) error {
 	// A client per fetch reads the TLS files afresh (a rotated client
 	// certificate or CA file is used at the next fetch); fetches are
 	// minutes apart, so a kept connection would be closed by then anyway.
+	release, err := f.pacer.wait(ctx, f.hostport)
+	if err != nil {
+		return err // stopped while waiting
+	}
+	defer release()
 	client := policy.Client(tlsConfig, f.spec.timeout)
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(ctx, f.spec.url, header, f.spec.maxBytes)

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/source"
@@ -40,11 +41,12 @@ type Runner struct {
 
 	mu       sync.Mutex
 	fetchers map[string]*fetcher // by fetchSpec.key()
+	pacer    *pacer              // shared by every fetcher
 }
 
 // NewRunner returns a Runner with nothing running.
 func NewRunner(logger *slog.Logger) *Runner {
-	return &Runner{logger: logger, fetchers: map[string]*fetcher{}}
+	return &Runner{logger: logger, fetchers: map[string]*fetcher{}, pacer: newPacer()}
 }
 
 // Apply starts fetching the URLs cfg adds (those of cfg.Shard), stops those
@@ -62,6 +64,7 @@ func (r *Runner) Apply(cfg *config.Config) *Source {
 	}
 	var s *Source
 	if cfg != nil && len(cfg.URLs) > 0 {
+		r.pacer.set(cfg.Global.Revocation.Concurrency, time.Duration(cfg.Global.Revocation.HostInterval))
 		s = &Source{}
 		for _, g := range cfg.URLs {
 			verify := source.VerifyParams{RootsID: "system"}
@@ -84,7 +87,7 @@ func (r *Runner) Apply(cfg *config.Config) *Source {
 				keep[key] = true
 				f := r.fetchers[key]
 				if f == nil {
-					f = newFetcher(spec, r.logger)
+					f = newFetcher(spec, r.pacer, r.logger)
 					if old := previous[u]; old != nil {
 						// The first fetch under the new settings reads
 						// the whole body again rather than revalidating.
@@ -144,7 +147,7 @@ const (
 	nameLastSuccess = "certwatch_url_last_success_timestamp_seconds"
 	helpLastSuccess = "Unix time of the last fetch of the URL that succeeded: a 200 whose body decoded, or a 304 confirming what was last read."
 	nameErrors      = "certwatch_url_fetch_errors_total"
-	helpErrors      = "Failed fetches of the URL, by error class (a body that does not decode counts as a parse failure)."
+	helpErrors      = "Failed fetches of the URL, by error class; a body that does not decode counts too (class parse, or too_large past max_certificates_per_place)."
 )
 
 // Scrape reports what the last fetch of each URL left, and each URL's

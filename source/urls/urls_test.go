@@ -52,6 +52,10 @@ type publisher struct {
 	docs        map[string]published
 	ok, revalid map[string]int
 	block       chan struct{} // when set, requests wait for it to close
+	hold        time.Duration // when set, each answer waits this long, so that fetches overlap
+	requests    int
+	inFlight    int
+	maxInFlight int
 }
 
 func newPublisher() *publisher {
@@ -82,8 +86,19 @@ func (p *publisher) counts(path string) (ok, revalidated int) {
 func (p *publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	d, found := p.docs[r.URL.Path]
-	block := p.block
+	block, hold := p.block, p.hold
+	p.requests++
+	p.inFlight++
+	p.maxInFlight = max(p.maxInFlight, p.inFlight)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
+	if hold > 0 {
+		time.Sleep(hold)
+	}
 	if block != nil {
 		select {
 		case <-block:
@@ -181,6 +196,7 @@ func group(urls ...string) config.URLGroup {
 func configOf(groups ...config.URLGroup) *config.Config {
 	cfg := &config.Config{URLs: groups}
 	cfg.Global.Revocation.MaxCRLSize = 1 << 20
+	cfg.Global.Revocation.Concurrency = 8
 	return cfg
 }
 
@@ -541,6 +557,56 @@ func TestReload(t *testing.T) {
 	if r.Apply(configOf()) != nil {
 		t.Error("a source for a configuration without urls")
 	}
+}
+
+// TestPacing: global.revocation.concurrency bounds the fetches in flight,
+// and host_interval spaces the requests to one host without holding back
+// another host.
+func TestPacing(t *testing.T) {
+	ca := newPKI(t)
+	t.Run("concurrency", func(t *testing.T) {
+		pub := newPublisher()
+		pub.hold = 20 * time.Millisecond
+		g := group()
+		srv := serve(t, pub)
+		for i := range 6 {
+			path := fmt.Sprintf("/ca/%d.pem", i)
+			pub.set(path, testpki.PEM(ca.root))
+			g.URLs = append(g.URLs, srv.URL+path)
+		}
+		cfg := configOf(g)
+		cfg.Global.Revocation.Concurrency = 1
+		_, s := run(t, cfg)
+		waitFor(t, "every URL fetched", s.Ready)
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		if pub.maxInFlight != 1 {
+			t.Errorf("%d fetches in flight at once, want 1", pub.maxInFlight)
+		}
+	})
+	t.Run("host_interval", func(t *testing.T) {
+		pub, other := newPublisher(), newPublisher()
+		pub.set("/a.pem", testpki.PEM(ca.root))
+		pub.set("/b.pem", testpki.PEM(ca.root))
+		other.set("/c.pem", testpki.PEM(ca.root))
+		srv, otherSrv := serve(t, pub), serve(t, other)
+		cfg := configOf(group(srv.URL+"/a.pem", srv.URL+"/b.pem", otherSrv.URL+"/c.pem"))
+		cfg.Global.Revocation.HostInterval = config.Duration(time.Hour)
+		_, s := run(t, cfg)
+		waitFor(t, "one URL of the first host and the other host", func() bool {
+			res := s.Scrape(context.Background())
+			a, b := findingOf(res, srv.URL+"/a.pem").Err == nil, findingOf(res, srv.URL+"/b.pem").Err == nil
+			return a != b && findingOf(res, otherSrv.URL+"/c.pem").Err == nil
+		})
+		pub.mu.Lock()
+		defer pub.mu.Unlock()
+		if pub.requests != 1 {
+			t.Errorf("%d requests to one host within host_interval, want 1", pub.requests)
+		}
+		if s.Ready() {
+			t.Error("ready while a URL waits for its host's turn")
+		}
+	})
 }
 
 // syncBuffer is a log sink safe for the fetchers' goroutines.
