@@ -224,14 +224,14 @@ func (f *fetcher) fetch(ctx context.Context, policy *outbound.Policy) error {
 		}
 	}
 	f.mu.Unlock()
-	// A client per fetch reads the TLS files afresh (a rotated client
-	// certificate or CA file is used at the next fetch); fetches are
-	// minutes apart, so a kept connection would be closed by then anyway.
 	release, err := f.pacer.wait(ctx, f.hostport)
 	if err != nil {
 		return err // stopped while waiting
 	}
 	defer release()
+	// A client per fetch reads the TLS files afresh (a rotated client
+	// certificate or CA file is used at the next fetch); fetches are
+	// minutes apart, so a kept connection would be closed by then anyway.
 	client := policy.Client(tlsConfig, f.spec.timeout)
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(ctx, f.spec.url, header, f.spec.maxBytes)
