@@ -1,7 +1,9 @@
 // Package decode turns the bytes of a certificate container into
 // certificates: PEM (bundles, certificates mixed with keys and other blocks,
 // OpenSSL's TRUSTED CERTIFICATE), DER, PKCS#12/PFX, Java keystores and
-// kubeconfig files, recognised by content. Private keys are parsed only to
+// kubeconfig files, recognised by content. Certificate revocation lists, in
+// PEM ("X509 CRL" blocks) or DER, are summarised beside the certificates
+// (package crl), their entries counted, not kept. Private keys are parsed only to
 // keep their public halves, for the key-match check. Every source that reads
 // stored certificates (files, Kubernetes objects) decodes with it.
 package decode
@@ -24,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/certwatch/certwatch/crl"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -34,6 +37,7 @@ type entry struct {
 	key        string
 	certs      []*x509.Certificate
 	keyPublics []crypto.PublicKey
+	crls       []source.CRL
 	err        error // a partial read: certs may still hold what was readable
 }
 
@@ -44,20 +48,23 @@ type Entry struct {
 	Key        string
 	Certs      []*x509.Certificate
 	KeyPublics []crypto.PublicKey
-	// Err is set when the entry could only be partly read: Certs holds what
-	// was readable.
+	// CRLs summarise the revocation lists found with (or instead of) the
+	// certificates. An entry with CRLs and no certificate is a good entry.
+	CRLs []source.CRL
+	// Err is set when the entry could only be partly read: Certs and CRLs
+	// hold what was readable.
 	Err error
 }
 
-// Decode recognises the format of data and returns every certificate it
-// holds. password (nil when none is configured) opens PKCS#12 and JKS.
-// Errors carry a source.Class; ErrNoCertificates marks well-formed content
-// without certificates (a key, a CSR).
+// Decode recognises the format of data and returns every certificate and
+// CRL it holds. password (nil when none is configured) opens PKCS#12 and
+// JKS. Errors carry a source.Class; ErrNoCertificates marks well-formed
+// content with neither certificates nor CRLs (a key, a CSR).
 func Decode(data, password []byte) ([]Entry, error) {
 	entries, err := parse(data, password)
 	out := make([]Entry, len(entries))
 	for i, e := range entries {
-		out[i] = Entry{Key: e.key, Certs: e.certs, KeyPublics: e.keyPublics, Err: e.err}
+		out[i] = Entry{Key: e.key, Certs: e.certs, KeyPublics: e.keyPublics, CRLs: e.crls, Err: e.err}
 	}
 	return out, err
 }
@@ -113,7 +120,7 @@ func TakesPassword(data []byte) bool {
 	switch {
 	case bytes.HasPrefix(data, jksMagic):
 		return true
-	case len(data) == 0 || data[0] != 0x30 || bytes.Contains(data, pemBegin):
+	case len(data) == 0 || data[0] != 0x30 || bytes.Contains(data, pemBegin), crl.LooksLikeCRL(data):
 		return false
 	}
 	_, err := x509.ParseCertificates(data) // DER certificates are sequences too
@@ -144,6 +151,13 @@ func parse(data []byte, password []byte) ([]entry, error) {
 			return nil, tooManyCertificates(len(certs), limit)
 		}
 		return []entry{{certs: detach(certs)}}, nil
+	}
+	if crl.LooksLikeCRL(data) {
+		summary, err := crl.Summary(data)
+		if err != nil {
+			return nil, source.WithClass(source.ClassParse, fmt.Errorf("CRL: %w", err))
+		}
+		return []entry{{crls: []source.CRL{summary}}}, nil
 	}
 	if data[0] == 0x30 { // DER SEQUENCE: PKCS#12 is the remaining candidate
 		e, err := parsePKCS12(data, password, limit)
@@ -235,6 +249,14 @@ func parsePEM(data []byte, limit int) (entry, error) {
 				break
 			}
 			e.certs, keep = append(e.certs, c), true
+		case "X509 CRL":
+			// The summary copies what it keeps: the block is wiped below.
+			summary, err := crl.Summary(block.Bytes)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("PEM block %d: CRL: %v", n, err))
+				break
+			}
+			e.crls = append(e.crls, summary)
 		case "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY":
 			if _, encrypted := block.Headers["DEK-Info"]; encrypted {
 				break // cannot compare without the passphrase
@@ -251,10 +273,10 @@ func parsePEM(data []byte, limit int) (entry, error) {
 	case len(problems) > 0:
 		// The message names the block but never echoes its content.
 		e.err = source.Errorf(source.ClassParse, "%s", strings.Join(problems, "; "))
-		if len(e.certs) == 0 {
+		if len(e.certs) == 0 && len(e.crls) == 0 {
 			return e, e.err
 		}
-	case len(e.certs) == 0:
+	case len(e.certs) == 0 && len(e.crls) == 0:
 		return e, source.WithClass(source.ClassParse, ErrNoCertificates)
 	}
 	return e, nil
@@ -532,7 +554,7 @@ func parseKubeconfig(data []byte, limit int) ([]entry, error) {
 		} else if pe, err := parsePEM(pemData, limit); err != nil {
 			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
 		} else {
-			e.certs, e.err = pe.certs, pe.err
+			e.certs, e.crls, e.err = pe.certs, pe.crls, pe.err
 		}
 		entries = append(entries, e)
 	}
@@ -547,7 +569,7 @@ func parseKubeconfig(data []byte, limit int) ([]entry, error) {
 		} else if pe, err := parsePEM(pemData, limit); err != nil {
 			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
 		} else {
-			e.certs, e.err = pe.certs, pe.err
+			e.certs, e.crls, e.err = pe.certs, pe.crls, pe.err
 		}
 		if u.User.KeyData != "" {
 			if keyPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(u.User.KeyData)); err == nil {

@@ -23,7 +23,11 @@ func FuzzParse(f *testing.F) {
 	chain := testpki.NewChain(f, testpki.Options{})
 	leaf, inter, root := chain.Leaf, chain.Intermediate, chain.Root
 	pw := []byte("changeit")
+	crlDER := newCRL(f, root, 3, 1, 2, 0x7fffffff)
 	seeds := [][]byte{
+		pemBlock("X509 CRL", crlDER),
+		crlDER,
+		join(testpki.PEM(leaf), pemBlock("X509 CRL", newCRL(f, inter, 4))),
 		testpki.PEM(leaf, inter, root),
 		join(testpki.PEM(leaf), testpki.KeyPEM(f, leaf.Key), []byte("text\n"), testpki.PEM(inter)),
 		testpki.KeyPEMAs(f, leaf.Key, testpki.KeySEC1),
