@@ -337,6 +337,24 @@ func (c *Config) validateNumbers(root *yaml.Node) error {
 	}
 	atLeastOne([]any{"global", "probe_concurrency"}, c.Global.ProbeConcurrency)
 	atLeastOne([]any{"global", "max_certificates_per_place"}, c.Global.MaxCertificatesPerPlace)
+	atLeastOne([]any{"global", "revocation", "concurrency"}, c.Global.Revocation.Concurrency)
+	positive := func(path []any, d Duration) {
+		if findNode(root, path) != nil && d <= 0 {
+			fail(path, "must be positive, got %s", time.Duration(d))
+		}
+	}
+	for _, key := range []string{"host_interval", "timeout", "min_refresh", "max_refresh"} {
+		d := map[string]Duration{"host_interval": c.Global.Revocation.HostInterval, "timeout": c.Global.Revocation.Timeout,
+			"min_refresh": c.Global.Revocation.MinRefresh, "max_refresh": c.Global.Revocation.MaxRefresh}[key]
+		positive([]any{"global", "revocation", key}, d)
+	}
+	if at := []any{"global", "revocation", "max_crl_size"}; findNode(root, at) != nil && c.Global.Revocation.MaxCRLSize <= 0 {
+		fail(at, "must be positive")
+	}
+	for i, g := range c.URLs {
+		positive([]any{"urls", i, "interval"}, g.Interval)
+		positive([]any{"urls", i, "timeout"}, g.Timeout)
+	}
 	for _, name := range sortedKeys(c.Modules) {
 		m := c.Modules[name]
 		if at := []any{"modules", name, "timeout"}; findNode(root, at) != nil && m.Timeout <= 0 {
