@@ -179,12 +179,12 @@ func (s *Source) refreshOwned(path string, g *group, owns func() bool) {
 
 func failedEntry(err error) []decode.Entry { return []decode.Entry{{Err: err}} }
 
-// claimingExtensions are the file names that say "certificate inside": a
-// walked file with one of them that cannot be read is an error, where a
-// walked file without one is skipped (see findings).
+// claimingExtensions are the file names that say "certificate (or CRL)
+// inside": a walked file with one of them that cannot be read is an error,
+// where a walked file without one is skipped (see findings).
 var claimingExtensions = map[string]bool{
 	".crt": true, ".pem": true, ".cer": true, ".der": true, ".p12": true, ".pfx": true,
-	".jks": true, ".keystore": true, ".kubeconfig": true,
+	".jks": true, ".keystore": true, ".kubeconfig": true, ".crl": true,
 }
 
 func claimsCertificate(path string) bool {
@@ -194,13 +194,13 @@ func claimsCertificate(path string) bool {
 
 // findings turns the cached outcome of one file into its findings. skipped
 // is true when a file found by a walk or a glob is left out: one holding no
-// certificate but well-formed (a key, a CSR), or one that neither claims a
+// certificate or CRL but well-formed (a key, a CSR), or one that neither claims a
 // certificate by its name nor holds a certificate container (an OpenSSL
 // .cnf, a serial file, a README), readable or not.
 func (s *Source) findings(g *group, path string, c cached, explicit bool) (out []source.Finding, skipped bool) {
 	out = make([]source.Finding, 0, len(c.entries))
 	for _, e := range c.entries {
-		if e.Err != nil && len(e.Certs) == 0 && e.Key == "" {
+		if e.Err != nil && len(e.Certs) == 0 && len(e.CRLs) == 0 && e.Key == "" {
 			if !explicit && (errors.Is(e.Err, decode.ErrNoCertificates) || !c.container && !claimsCertificate(path)) {
 				s.logger.Debug("Skipping file without certificates", "target", path, "class", source.ClassOf(e.Err))
 				return nil, true
@@ -212,6 +212,7 @@ func (s *Source) findings(g *group, path string, c cached, explicit bool) (out [
 			Place:      source.Place{Source: source.KindFile, Target: path, Key: e.Key, Labels: g.cfg.Labels},
 			Certs:      e.Certs,
 			KeyPublics: e.KeyPublics,
+			CRLs:       e.CRLs,
 			Verify:     g.verify,
 			Err:        e.Err,
 		}
@@ -260,10 +261,12 @@ func (s *Source) load(path string, size int64, password []byte) (entries []decod
 	return entries, container, err
 }
 
-var certificateMarkers = [][]byte{[]byte("-----BEGIN CERTIFICATE"), []byte("-----BEGIN TRUSTED CERTIFICATE"), []byte("-----BEGIN X509 CERTIFICATE")}
+var certificateMarkers = [][]byte{[]byte("-----BEGIN CERTIFICATE"), []byte("-----BEGIN TRUSTED CERTIFICATE"),
+	[]byte("-----BEGIN X509 CERTIFICATE"), []byte("-----BEGIN X509 CRL")}
 
-// looksLikeContainer tells content that means to hold certificates even when
-// it does not parse: PEM certificate blocks or a Java keystore's magic.
+// looksLikeContainer tells content that means to hold certificates (or
+// CRLs) even when it does not parse: PEM certificate or CRL blocks or a Java
+// keystore's magic.
 func looksLikeContainer(data []byte) bool {
 	if bytes.HasPrefix(data, []byte{0xfe, 0xed, 0xfe, 0xed}) {
 		return true
