@@ -61,8 +61,9 @@ func runCheck(f checkFlags, configFile string, kubeFlags *kubeclient.Flags, sh s
 		_ = logConfig.Level.Set("error")
 	}
 	logger := promslog.New(logConfig)
-	exporter := collector.New(logger, inspect.NewInspector(nil), 0)
-	wiring := newSourceWiring(kubeFlags, logger)
+	inspector := inspect.NewInspector(nil)
+	exporter := collector.New(logger, inspector, 0)
+	wiring := newSourceWiring(kubeFlags, inspector, logger)
 	defer wiring.stop()
 	if err := wiring.apply(exporter, cfg, sh); err != nil {
 		fmt.Fprintln(os.Stderr, "certwatch check:", err)

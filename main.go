@@ -89,8 +89,9 @@ func main() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	exporter := collector.New(logger, inspect.NewInspector(nil), *timeoutOffset)
-	wiring := newSourceWiring(kubeFlags, logger)
+	inspector := inspect.NewInspector(nil)
+	exporter := collector.New(logger, inspector, *timeoutOffset)
+	wiring := newSourceWiring(kubeFlags, inspector, logger)
 	defer wiring.stop()
 	reloader, err := config.NewReloader(*configFile, logger, static, func(cfg *config.Config) error {
 		return wiring.apply(exporter, cfg, sh)
