@@ -256,7 +256,7 @@ func (p *Policy) Client(tlsConfig *tls.Config, timeout time.Duration) *Client {
 		Proxy:                  nil, // see the package doc: a proxy would bypass the address checks
 		DialContext:            c.dial,
 		TLSClientConfig:        tlsConfig.Clone(),
-		MaxIdleConnsPerHost:    2,
+		MaxIdleConnsPerHost:    16, // reuse across the fetches in flight rather than redial (and exhaust ports)
 		IdleConnTimeout:        30 * time.Second,
 		MaxResponseHeaderBytes: maxHeaderBytes,
 		DisableCompression:     true, // the size cap counts the bytes the server sent
