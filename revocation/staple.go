@@ -3,7 +3,10 @@ package revocation
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -16,26 +19,54 @@ const MaxStapleBytes = 64 << 10
 
 // ParseStaple judges an OCSP response an endpoint stapled for leaf, issued
 // by issuer. The response must be about leaf and signed by issuer, or by a
-// responder certificate issuer delegated OCSP signing to; otherwise the
-// error says why, classed bad_signature or parse.
+// responder certificate issuer delegated OCSP signing to (one issued by
+// issuer with the OCSP signing extended key usage, valid now); otherwise
+// the error says why, classed bad_signature or parse.
 func ParseStaple(der []byte, leaf, issuer *x509.Certificate) (Answer, error) {
 	if len(der) > MaxStapleBytes {
 		return Answer{}, source.Errorf(source.ClassTooLarge, "stapled OCSP response of %d bytes is over %d", len(der), MaxStapleBytes)
 	}
-	resp, err := ocsp.ParseResponseForCert(der, leaf, issuer)
+	resp, err := verifyOCSP(der, leaf, issuer, time.Now())
+	if err != nil {
+		return Answer{}, fmt.Errorf("stapled %w", err)
+	}
+	return answerOf(resp, MethodStaple, ""), nil
+}
+
+// verifyOCSP parses an OCSP response about cert and checks its signature:
+// by issuer itself, or by a responder certificate issuer signed, issued
+// for OCSP signing and valid at now. Errors are classed parse or
+// bad_signature and read "OCSP response: ...".
+func verifyOCSP(der []byte, cert, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
+	if cert == nil || issuer == nil {
+		return nil, source.Errorf(source.ClassParse, "OCSP response: no certificate or issuer to judge it against")
+	}
+	resp, err := ocsp.ParseResponseForCert(der, cert, issuer)
 	if err != nil {
 		var sigErr ocsp.ResponseError
 		switch {
 		case errors.As(err, &sigErr):
 			// The responder answered with an error status (tryLater, ...)
 			// rather than a status for the certificate.
-			return Answer{}, source.Errorf(source.ClassParse, "stapled OCSP response: %v", err)
+			return nil, source.Errorf(source.ClassParse, "OCSP response: %v", err)
 		case isSignatureError(err):
-			return Answer{}, source.Errorf(source.ClassBadSignature, "stapled OCSP response: %v", err)
+			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: %v", err)
 		}
-		return Answer{}, source.Errorf(source.ClassParse, "stapled OCSP response: %v", err)
+		return nil, source.Errorf(source.ClassParse, "OCSP response: %v", err)
 	}
-	return answerOf(resp, MethodStaple, ""), nil
+	if rc := resp.Certificate; rc != nil {
+		// x/crypto/ocsp checks that issuer signed the responder
+		// certificate, not that it was issued for this purpose: without
+		// the check any leaf of the CA could vouch for its siblings.
+		if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: signed by %q, a certificate not issued for OCSP signing", rc.Subject.CommonName)
+		}
+		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
+			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: signed by %q, a responder certificate outside its validity (%s to %s)",
+				rc.Subject.CommonName, rc.NotBefore.UTC().Format(time.RFC3339), rc.NotAfter.UTC().Format(time.RFC3339))
+		}
+	}
+	return resp, nil
 }
 
 // isSignatureError tells a response that parsed but is not signed by the
