@@ -204,7 +204,9 @@ func TestFailures(t *testing.T) {
 				return s.URL + "/x.crl", nil
 			}},
 		{"CRL garbage", MethodCRL, source.ClassParse, config.Fetch{Allow: loopback},
-			func(t *testing.T) (string, func() int) { return newCRLServer(t).put("/x.crl", []byte("not a CRL")), nil }},
+			func(t *testing.T) (string, func() int) {
+				return newCRLServer(t).put("/x.crl", []byte("not a CRL")), nil
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url, reached := tc.setup(t)
