@@ -6,6 +6,7 @@ package alerts
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,10 +20,25 @@ func TestRulesCheck(t *testing.T) {
 	}
 }
 
+// testFiles lists the promtool unit test files, one per theme
+// (tests/*.test.yml).
+func testFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("tests/*.test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("only %d promtool test files in tests/", len(files))
+	}
+	return files
+}
+
 // TestRulesUnitTests runs the promtool unit tests: every alert fires for its
 // fixture with the expected labels and annotations, and not for healthy ones.
 func TestRulesUnitTests(t *testing.T) {
-	out, err := exec.Command(testtools.Find(t, "promtool"), "test", "rules", "tests/certwatch.test.yml").CombinedOutput()
+	args := append([]string{"test", "rules"}, testFiles(t)...)
+	out, err := exec.Command(testtools.Find(t, "promtool"), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
@@ -34,9 +50,13 @@ func TestEveryAlertIsTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests, err := os.ReadFile("tests/certwatch.test.yml")
-	if err != nil {
-		t.Fatal(err)
+	var tests []byte
+	for _, f := range testFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, b...)
 	}
 	runbook, err := os.ReadFile("../docs/runbook.md")
 	if err != nil {
