@@ -197,7 +197,7 @@ func TestMetricNamesExist(t *testing.T) {
 		"certwatch_build_info": true,
 	}
 	literal := regexp.MustCompile(`"(certwatch_[a-z_]+)"`)
-	for _, glob := range []string{"../collector/*.go", "../config/*.go", "../source/*/*.go"} {
+	for _, glob := range []string{"../collector/*.go", "../config/*.go", "../source/*/*.go", "../revocation/*.go"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {

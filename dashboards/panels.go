@@ -29,7 +29,7 @@ func overview() dashboard {
 	return dashboard{
 		uid:         "certwatch-overview",
 		title:       "Overview",
-		description: "What expires when, what is broken, which targets certwatch cannot read, and how SPIRE rotates SVIDs and trust bundles.",
+		description: "What expires when, what is broken, which targets certwatch cannot read, how SPIRE rotates SVIDs and trust bundles, and what is revoked: CRLs, OCSP staples and the responders certwatch asks.",
 		variables:   append(commonVariables(), sourceVariable()),
 		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
 		panels: append([]panel{
@@ -89,7 +89,7 @@ func overview() dashboard {
 				description: "The earliest chain expiry across all places, per source, over time: a drop is a renewal missed, a jump a renewal done.",
 				queries:     []query{{expr: "min by (source) (certwatch_chain_not_after_timestamp_seconds" + s + " - time())", legend: "{{source}}"}},
 			},
-		}, spiffePanels()...),
+		}, append(spiffePanels(), revocationPanels(targetLink)...)...),
 	}
 }
 
@@ -182,6 +182,153 @@ func spiffePanels() []panel {
 		{kind: "timeseries", title: "Bundle sequence number", unit: "none", w: 8, h: 8,
 			description: "The sequence number of the bundle last fetched: a step is a new bundle (a CA added or removed).",
 			queries:     []query{{expr: "max by (target, key) (certwatch_spiffe_bundle_sequence_number" + s + ")", legend: "{{target}}"}}},
+	}
+}
+
+// revocationPanels are the overview's row about revocation: the places
+// whose chain holds a revoked certificate, CRLs by time to their next
+// update, OCSP stapling, the responders and CRL distribution points the
+// background checker asks, and the urls source. Place series follow the
+// source variable; the checker's and the urls source's health series carry
+// no source. Tables of health series show each URL in the view of the
+// certwatch instance that sees it worst. The row stays empty without
+// revocation checks, CRLs or stapling endpoints.
+func revocationPanels(targetLink obj) []panel {
+	s := `{job=~"$job", instance=~"$instance", source=~"$source"}`
+	place := func(matchers string) string {
+		return `{job=~"$job", instance=~"$instance", source=~"$source", ` + matchers + `}`
+	}
+	h := "{" + sel + "}"
+	staple := place(`method="ocsp_staple"`)
+	valueMap := func(zero, one string) []obj {
+		return []obj{{"type": "value", "options": obj{"0": obj{"text": zero, "color": "red"}, "1": obj{"text": one, "color": "green"}}}}
+	}
+	column := func(name string, props ...obj) obj {
+		return obj{"matcher": obj{"id": "byName", "options": name}, "properties": props}
+	}
+	unit := func(u string) obj { return obj{"id": "unit", "value": u} }
+	colored := func(st []obj) []obj {
+		return []obj{
+			{"id": "custom.cellOptions", "value": obj{"type": "color-background"}},
+			{"id": "thresholds", "value": obj{"mode": "absolute", "steps": st}},
+		}
+	}
+	return []panel{
+		{kind: "row", title: "Revocation"},
+		stat("Revoked places", "Places whose chain holds a certificate revoked by an answer whose signature verified (CertwatchCertificateRevoked).",
+			"count(certwatch_chain_valid"+place(`reason="revoked"`)+" == 0) or vector(0)", "none", 4, steps("green", 1, "red")),
+		stat("Stale CRLs", "CRLs past their next update, at any place or distribution point (CertwatchCRLStale).",
+			"count(certwatch_crl_next_update_timestamp_seconds"+s+" < time()) or vector(0)", "none", 4, steps("green", 1, "red")),
+		stat("CRLs due within 6 hours", "CRLs whose next update comes within 6 hours; CertwatchCRLExpiringSoon fires for those under 10% of their window too.",
+			"count(certwatch_crl_next_update_timestamp_seconds"+s+" - time() < 6 * 3600 and certwatch_crl_next_update_timestamp_seconds"+s+" - time() > 0) or vector(0)", "none", 4, steps("green", 1, "orange")),
+		stat("Endpoints stapling", "Share of the endpoints probed that stapled an OCSP response to their last handshake.",
+			"sum(certwatch_ocsp_stapled"+s+") / count(certwatch_ocsp_stapled"+s+")", "percentunit", 4, nil),
+		stat("Unusable staples", "Endpoints that staple an OCSP response that does not parse, is badly signed, or whose issuer certwatch does not know.",
+			"count(certwatch_ocsp_staple_error_info"+s+" == 1) or vector(0)", "none", 4, steps("green", 1, "orange")),
+		stat("Failing responders", "OCSP responders and CRL distribution points whose last fetch failed.",
+			"count(certwatch_revocation_fetch_success"+h+" == 0) or vector(0)", "none", 4, steps("green", 1, "orange")),
+		{
+			kind: "table", title: "Revoked certificates", unit: "none", w: 24, h: 8,
+			description: "Each revoked certificate at a place, per method that says so (ocsp_staple: the response the endpoint staples; ocsp, crl: the background checks), with the RFC 5280 reason and the revocation date. Click a target for its detail.",
+			queries: []query{
+				{expr: "certwatch_cert_revocation_info" + place(`status="revoked"`), instant: true, table: true},
+				{expr: "certwatch_cert_revoked_timestamp_seconds" + s + " * 1000", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"key": "Key", "index": "Position", "method": "Method", "reason": "Reason", "Value #B": "Revoked on"},
+					[]string{"source", "target", "key", "index", "method", "reason", "Value #B"}, "Value #A", "status"),
+			},
+			options:   obj{"showHeader": true, "sortBy": []obj{{"displayName": "Revoked on", "desc": true}}, "cellHeight": "sm"},
+			overrides: []obj{targetLink, column("Revoked on", unit("dateTimeAsIso"))},
+		},
+		{
+			kind: "table", title: "CRLs by time to next update", unit: "s", w: 24, h: 9,
+			description: "Every CRL certwatch reads (files, Kubernetes keys, the urls source) or fetches for active checks (source crl_distribution_point, target = its URL), soonest next update first: negative is stale (CertwatchCRLStale), under 6 hours is due (CertwatchCRLExpiringSoon).",
+			queries: []query{
+				{expr: "certwatch_crl_next_update_timestamp_seconds" + s + " - time()", instant: true, table: true},
+				{expr: "certwatch_crl_info" + s, instant: true, table: true},
+				{expr: "time() - certwatch_crl_this_update_timestamp_seconds" + s, instant: true, table: true},
+				{expr: "certwatch_crl_revoked_certificates" + s, instant: true, table: true},
+				{expr: "certwatch_crl_number" + s, instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"key": "Key", "index": "Position", "issuer_cn": "Issuer", "Value #A": "Next update in", "Value #C": "Age",
+					"Value #D": "Entries", "Value #E": "CRL number", "delta": "Delta", "signature_algorithm": "Signature"},
+					[]string{"source", "target", "key", "index", "issuer_cn", "Value #A", "Value #C", "Value #D", "Value #E", "delta", "signature_algorithm"},
+					"Value #B", "issuer", "fingerprint_sha256"),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Next update in", "desc": false}}, "cellHeight": "sm"},
+			overrides: []obj{targetLink,
+				column("Next update in", colored(steps("red", 0, "orange", 6*3600, "green"))...),
+				column("Entries", unit("none")), column("CRL number", unit("none"))},
+		},
+		{
+			kind: "table", title: "OCSP staples", unit: "s", w: 12, h: 8,
+			description: "Per endpoint: whether it stapled an OCSP response, when that response reaches its next update (CertwatchOCSPStapleExpiring under a day and a quarter of its validity), and why it could not be used.",
+			queries: []query{
+				{expr: "max by (job, instance, source, target) (certwatch_ocsp_stapled" + s + ")", instant: true, table: true},
+				{expr: "min by (job, instance, source, target) (certwatch_cert_revocation_next_update_timestamp_seconds" + staple + " - time())", instant: true, table: true},
+				{expr: "max by (job, instance, source, target, class) (certwatch_ocsp_staple_error_info" + s + ")", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"Value #A": "Stapled", "Value #B": "Staple expires in", "class": "Error"},
+					[]string{"source", "target", "Value #A", "Value #B", "class"}, "Value #C"),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Staple expires in", "desc": false}}, "cellHeight": "sm"},
+			overrides: []obj{targetLink,
+				column("Stapled", unit("none"), obj{"id": "mappings", "value": valueMap("no", "yes")}),
+				column("Staple expires in", colored(steps("red", 0, "orange", day, "green"))...)},
+		},
+		{kind: "timeseries", title: "Stapling coverage", unit: "percentunit", w: 12, h: 8,
+			description: "Share of the endpoints probed that staple an OCSP response, per source: a drop is servers that stopped stapling (a responder they cannot reach, a restart without a cached response).",
+			queries:     []query{{expr: "sum by (source) (certwatch_ocsp_stapled" + s + ") / count by (source) (certwatch_ocsp_stapled" + s + ")", legend: "{{source}}"}}},
+		{
+			kind: "table", title: "Responders and CRL distribution points", unit: "s", w: 16, h: 8,
+			description: "Each OCSP responder and CRL distribution point the background checker asks: whether its last fetch succeeded, the time since it last answered, and its failures in the last hour (CertwatchRevocationResponderFailing after 15 minutes of failures).",
+			queries: []query{
+				{expr: "min by (method, url) (certwatch_revocation_fetch_success" + h + ")", instant: true, table: true},
+				{expr: "max by (method, url) (time() - (certwatch_revocation_fetch_last_success_timestamp_seconds" + h + " > 0))", instant: true, table: true},
+				{expr: "sum by (method, url) (increase(certwatch_revocation_fetch_errors_total" + h + "[1h]))", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"method": "Method", "url": "URL", "Value #A": "Last fetch", "Value #B": "Since last answer", "Value #C": "Failures (1h)"},
+					[]string{"method", "url", "Value #A", "Value #B", "Value #C"}),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Since last answer", "desc": true}}, "cellHeight": "sm"},
+			overrides: []obj{
+				column("Last fetch", unit("none"), obj{"id": "mappings", "value": valueMap("failed", "ok")}),
+				column("Failures (1h)", unit("none"), obj{"id": "decimals", "value": 0}),
+			},
+		},
+		{kind: "timeseries", title: "Revocation fetch failures by class", unit: "none", w: 8, h: 8,
+			description: "Failed OCSP and CRL fetches over 5 minutes: timeout, refused, dns, http (an answer that is not 200), denied (the outbound rules refuse the URL), bad_signature, too_large, parse.",
+			queries:     []query{{expr: "sum by (method, class) (increase(certwatch_revocation_fetch_errors_total" + h + "[5m]))", legend: "{{method}} {{class}}"}}},
+		{
+			kind: "table", title: "urls source", unit: "s", w: 16, h: 8,
+			description: "Each URL the urls source fetches (a CA's chain, a PKI mount's CA and CRL): whether the last fetch worked, the time since the last success, and its failures in the last hour (CertwatchTargetFailing after 15 minutes of failures).",
+			queries: []query{
+				{expr: `min by (target) (certwatch_target_success{job=~"$job", instance=~"$instance", source="url"})`, instant: true, table: true},
+				{expr: "max by (target) (time() - certwatch_url_last_success_timestamp_seconds" + h + ")", instant: true, table: true},
+				{expr: "sum by (target) (increase(certwatch_url_fetch_errors_total" + h + "[1h]))", instant: true, table: true},
+			},
+			transformations: []obj{
+				{"id": "merge", "options": obj{}},
+				organize(map[string]string{"target": "URL", "Value #A": "Last fetch", "Value #B": "Since last success", "Value #C": "Failures (1h)"},
+					[]string{"target", "Value #A", "Value #B", "Value #C"}),
+			},
+			options: obj{"showHeader": true, "sortBy": []obj{{"displayName": "Since last success", "desc": true}}, "cellHeight": "sm"},
+			overrides: []obj{
+				column("Last fetch", unit("none"), obj{"id": "mappings", "value": valueMap("failed", "ok")}),
+				column("Failures (1h)", unit("none"), obj{"id": "decimals", "value": 0}),
+			},
+		},
+		{kind: "timeseries", title: "urls source failures by class", unit: "none", w: 8, h: 8,
+			description: "Failed fetches of the urls source over 5 minutes, by class (http, denied, timeout, parse, ...).",
+			queries:     []query{{expr: "sum by (class) (increase(certwatch_url_fetch_errors_total" + h + "[5m]))", legend: "{{class}}"}}},
 	}
 }
 
