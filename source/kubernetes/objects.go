@@ -35,7 +35,8 @@ func (s *Source) secretFindings(sec *corev1.Secret) (out []source.Finding, use *
 		handled[corev1.TLSCertKey], handled[corev1.TLSPrivateKeyKey], handled["ca.crt"] = true, true, true
 		f := source.Finding{Place: place(corev1.TLSCertKey), Verify: s.verify}
 		if ca, ok := sec.Data["ca.crt"]; ok && len(ca) > 0 {
-			if entries, err := decode.Decode(ca, nil); err == nil && len(entries) > 0 {
+			// A ca.crt holding only CRLs gives no anchors: keep the configured roots.
+			if entries, err := decode.Decode(ca, nil); err == nil && len(entries) > 0 && len(entries[0].Certs) > 0 {
 				f.Verify = verifyWith(entries[0].Certs)
 			}
 			out = append(out, s.findingFrom(place("ca.crt"), ca, nil, s.verify)...)
@@ -45,7 +46,7 @@ func (s *Source) secretFindings(sec *corev1.Secret) (out []source.Finding, use *
 		case err != nil:
 			f.Err = err
 		case len(entries) > 0:
-			f.Certs, f.Err = entries[0].Certs, entries[0].Err
+			f.Certs, f.CRLs, f.Err = entries[0].Certs, entries[0].CRLs, entries[0].Err
 		}
 		if key := sec.Data[corev1.TLSPrivateKeyKey]; len(key) > 0 {
 			f.KeyPublics = decode.KeyPublics(key) // only to compare; the key itself is not kept
@@ -156,7 +157,7 @@ func (s *Source) decodeFindings(place source.Place, data, password []byte, verif
 		if e.Key != "" {
 			p.Key = place.Key + "/" + e.Key
 		}
-		out = append(out, source.Finding{Place: p, Certs: e.Certs, KeyPublics: e.KeyPublics, Verify: verify, Err: e.Err})
+		out = append(out, source.Finding{Place: p, Certs: e.Certs, KeyPublics: e.KeyPublics, CRLs: e.CRLs, Verify: verify, Err: e.Err})
 	}
 	return out
 }
