@@ -296,8 +296,8 @@ func (c *Checker) Lookup(cert, issuer *x509.Certificate, wantOCSP, wantCRL bool)
 				out = append(out, crlAnswer(e, cert.SerialNumber))
 				break
 			}
-			if queueCRL != "" {
-				break
+			if queueCRL != "" || e.queued || e.fetchedAt.IsZero() && e.retryAt.IsZero() {
+				break // its first fetch is under way: wait for it
 			}
 			// This URL fails and has nothing: the next one may answer.
 		}

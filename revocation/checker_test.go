@@ -488,3 +488,28 @@ func TestSerialKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFallbackURLs: when the first responder or distribution point fails,
+// the next one named answers.
+func TestFallbackURLs(t *testing.T) {
+	ca := testpki.New(t, nil, testpki.Options{CommonName: "fallback CA", IsCA: true})
+	resp := newResponder(t, ca)
+	crls := newCRLServer(t)
+	url := crls.put("/fallback.crl", opensslCRL(t, ca, nil, time.Time{}, time.Time{}))
+	down := freeURL(t)
+	leaf := testpki.New(t, ca, testpki.Options{CommonName: "fallback", OCSPServers: []string{down, resp.URL},
+		CRLURLs: []string{"ldap://ldap.invalid/cn=crl", down + "x.crl", url}})
+	c, _ := startChecker(t, config.Fetch{Allow: loopback})
+	as := lookupBoth(t, c, leaf.Cert, ca.Cert, true, true)
+	for _, a := range as {
+		if a.Status != StatusGood || (a.URL != resp.URL && a.URL != url) {
+			t.Errorf("answer %+v", a)
+		}
+	}
+	res := c.Scrape(context.Background())
+	for _, k := range []struct{ method, url string }{{"ocsp", down}, {"crl", down + "x.crl"}} {
+		if n, _ := sample(res, metricErrors, k.method, k.url, "refused"); n != 1 {
+			t.Errorf("%s %s: %v refusals", k.method, k.url, n)
+		}
+	}
+}

@@ -193,8 +193,12 @@ func opensslCRL(t testing.TB, ca *testpki.Cert, entries []revoked, lastUpdate, n
 		if e.reason != "" {
 			at += "," + e.reason
 		}
-		fmt.Fprintf(&index, "R\t%s\t%s\t%X\tunknown\t/CN=revoked %s\n",
-			time.Now().Add(365*24*time.Hour).UTC().Format("060102150405Z"), at, e.serial, e.serial)
+		serial := fmt.Sprintf("%X", e.serial)
+		if len(serial)%2 == 1 {
+			serial = "0" + serial // openssl reads whole bytes
+		}
+		fmt.Fprintf(&index, "R\t%s\t%s\t%s\tunknown\t/CN=revoked %s\n",
+			time.Now().Add(365*24*time.Hour).UTC().Format("060102150405Z"), at, serial, e.serial)
 	}
 	testpki.WriteFile(t, dir, "index.txt", []byte(index.String()))
 	testpki.WriteFile(t, dir, "index.txt.attr", []byte("unique_subject = no\n"))
