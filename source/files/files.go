@@ -85,6 +85,7 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 				g.verify = ca.VerifyParams()
 			}
 		}
+		g.verify.Revocation = gc.Revocation
 		if gc.PasswordFile != "" {
 			data, err := os.ReadFile(gc.PasswordFile)
 			if err != nil {
