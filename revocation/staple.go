@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -34,14 +35,20 @@ func ParseStaple(der []byte, leaf, issuer *x509.Certificate) (Answer, error) {
 }
 
 // verifyOCSP parses an OCSP response about cert and checks its signature:
-// by issuer itself, or by a responder certificate issuer signed, issued
-// for OCSP signing and valid at now. Errors are classed parse or
-// bad_signature and read "OCSP response: ...".
+// by issuer itself (with or without issuer's certificate included), or by
+// a responder certificate issuer signed, issued for OCSP signing and valid
+// at now. Errors are classed parse or bad_signature and read "OCSP
+// response: ...".
 func verifyOCSP(der []byte, cert, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
 	if cert == nil || issuer == nil {
 		return nil, source.Errorf(source.ClassParse, "OCSP response: no certificate or issuer to judge it against")
 	}
-	resp, err := ocsp.ParseResponseForCert(der, cert, issuer)
+	// Parsed without the issuer, and the signature checked below:
+	// x/crypto/ocsp takes an included certificate for a delegated
+	// responder, so a response signed by an intermediate CA that includes
+	// its own certificate would fail (the intermediate did not sign
+	// itself), and it does not check the delegate's purpose.
+	resp, err := ocsp.ParseResponseForCert(der, cert, nil)
 	if err != nil {
 		var sigErr ocsp.ResponseError
 		switch {
@@ -54,10 +61,17 @@ func verifyOCSP(der []byte, cert, issuer *x509.Certificate, now time.Time) (*ocs
 		}
 		return nil, source.Errorf(source.ClassParse, "OCSP response: %v", err)
 	}
-	if rc := resp.Certificate; rc != nil {
-		// x/crypto/ocsp checks that issuer signed the responder
-		// certificate, not that it was issued for this purpose: without
-		// the check any leaf of the CA could vouch for its siblings.
+	switch rc := resp.Certificate; {
+	case rc == nil:
+		if err := resp.CheckSignatureFrom(issuer); err != nil {
+			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: not signed by the issuer: %v", err)
+		}
+	case bytes.Equal(rc.RawSubjectPublicKeyInfo, issuer.RawSubjectPublicKeyInfo):
+		// The issuer's own key, whose signature the parser checked.
+	default:
+		if err := rc.CheckSignatureFrom(issuer); err != nil {
+			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: signed by %q, a responder certificate not issued by the issuer: %v", rc.Subject.CommonName, err)
+		}
 		if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
 			return nil, source.Errorf(source.ClassBadSignature, "OCSP response: signed by %q, a certificate not issued for OCSP signing", rc.Subject.CommonName)
 		}

@@ -12,7 +12,8 @@ import (
 )
 
 func TestParseStaple(t *testing.T) {
-	ca := testpki.New(t, nil, testpki.Options{CommonName: "staple CA", IsCA: true})
+	root := testpki.New(t, nil, testpki.Options{CommonName: "staple root", IsCA: true})
+	ca := testpki.New(t, root, testpki.Options{CommonName: "staple CA", IsCA: true})
 	other := testpki.New(t, nil, testpki.Options{CommonName: "staple CA", IsCA: true})
 	leaf := testpki.New(t, ca, testpki.Options{CommonName: "stapled"})
 	sibling := testpki.New(t, ca, testpki.Options{CommonName: "sibling"})
@@ -43,7 +44,9 @@ func TestParseStaple(t *testing.T) {
 		{"good, signed by the issuer", response(ca, false, leaf, ocsp.Good), StatusGood, ""},
 		{"revoked", response(ca, false, leaf, ocsp.Revoked), StatusRevoked, ""},
 		{"unknown", response(ca, false, leaf, ocsp.Unknown), StatusUnknown, ""},
+		{"the issuer's certificate included", response(ca, true, leaf, ocsp.Good), StatusGood, ""},
 		{"delegated responder", response(delegate, true, leaf, ocsp.Good), StatusGood, ""},
+		{"delegated responder not included", response(delegate, false, leaf, ocsp.Good), "", source.ClassBadSignature},
 		{"about another certificate", response(ca, false, sibling, ocsp.Good), "", source.ClassParse},
 		{"signed by another key", response(other, false, leaf, ocsp.Good), "", source.ClassBadSignature},
 		{"embedded responder of another CA", response(other, true, leaf, ocsp.Good), "", source.ClassBadSignature},
