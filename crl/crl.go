@@ -19,10 +19,12 @@ package crl
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"fmt"
 	"math/big"
 	"slices"
@@ -182,16 +184,37 @@ func (l *List) sort() {
 	if sorted {
 		return
 	}
-	perm := make([]uint32, n)
-	for i := range perm {
-		perm[i] = uint32(i)
+	// Sorting keys that hold each serial's first 8 bytes compares integers
+	// almost always, instead of chasing offsets into the serials.
+	type sortKey struct {
+		length uint32
+		index  uint32
+		head   uint64
 	}
-	slices.SortFunc(perm, func(a, b uint32) int { return compareSerials(l.serial(int(a)), l.serial(int(b))) })
+	keys := make([]sortKey, n)
+	for i := range keys {
+		s := l.serial(i)
+		var head [8]byte
+		copy(head[:], s)
+		keys[i] = sortKey{length: uint32(len(s)), index: uint32(i), head: binary.BigEndian.Uint64(head[:])}
+	}
+	slices.SortFunc(keys, func(a, b sortKey) int {
+		switch {
+		case a.length != b.length:
+			return cmp.Compare(a.length, b.length)
+		case a.head != b.head:
+			return cmp.Compare(a.head, b.head)
+		case a.length <= 8:
+			return 0
+		}
+		return bytes.Compare(l.serial(int(a.index))[8:], l.serial(int(b.index))[8:])
+	})
 	serials := make([]byte, 0, len(l.serials))
 	offsets := make([]uint32, 1, n+1)
 	times := make([]int64, n)
 	reasons := make([]int8, n)
-	for i, j := range perm {
+	for i, k := range keys {
+		j := k.index
 		serials = append(serials, l.serial(int(j))...)
 		offsets = append(offsets, uint32(len(serials)))
 		times[i], reasons[i] = l.times[j], l.reasons[j]

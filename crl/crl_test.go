@@ -176,6 +176,24 @@ func TestParseAgainstStdlib(t *testing.T) {
 		{SerialNumber: new(big.Int).SetBytes([]byte{0x80, 1, 2, 3, 4, 5, 6, 7, 8, 9}), RevocationTime: now.Add(-3 * time.Hour), ReasonCode: 4},
 		{SerialNumber: new(big.Int).Lsh(big.NewInt(1), 158), RevocationTime: time.Date(2051, 3, 4, 5, 6, 7, 0, time.UTC), ReasonCode: 10},
 	}
+	// Serials of every length from 1 to 20 bytes, many sharing prefixes, in
+	// no order: they exercise the sort.
+	var many []x509.RevocationListEntry
+	seen := map[string]bool{}
+	for i := range 2000 {
+		b := make([]byte, 2+i%19)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 && len(b) > 9 {
+			copy(b, []byte{0x55, 1, 2, 3, 4, 5, 6, 7, 8})
+		}
+		if b[0] == 0 || seen[string(b)] { // one entry per serial: Lookup returns one of a repeated serial's
+			continue
+		}
+		seen[string(b)] = true
+		many = append(many, x509.RevocationListEntry{SerialNumber: new(big.Int).SetBytes(b), RevocationTime: now.Add(-time.Duration(i) * time.Minute), ReasonCode: i % 11})
+	}
 	delta := []pkix.Extension{{Id: oidDeltaCRLIndicator, Critical: true, Value: []byte{0x02, 0x01, 0x05}}}
 	for _, tc := range []struct {
 		name, key string
@@ -191,6 +209,7 @@ func TestParseAgainstStdlib(t *testing.T) {
 		{name: "ecdsa p384 sha512", key: "p384", alg: x509.ECDSAWithSHA512, entries: entries},
 		{name: "ed25519", key: "ed25519", entries: entries},
 		{name: "no entries", key: "p256"},
+		{name: "2000 random serials", key: "p256", entries: many},
 		{name: "delta", key: "p256", entries: entries[:1], extra: delta},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -498,6 +517,18 @@ func TestHandBuilt(t *testing.T) {
 				t.Error("Lookup(65407) found -129, whose two's complement is ff 7f")
 			}
 		}},
+		{"long serials sharing their first bytes, unsorted", rawCRL{version: 1, thisUpdate: now, entries: []rawEntry{
+			{serial: sharedPrefix(0x0a), at: now, reason: 1}, {serial: sharedPrefix(0x08), at: now, reason: 2}, {serial: sharedPrefix(0x09), at: now, reason: 3}}},
+			func(t *testing.T, l *List) {
+				for last, reason := range map[byte]int{0x0a: 1, 0x08: 2, 0x09: 3} {
+					if _, got, revoked := l.Lookup(sharedPrefix(last)); !revoked || got != reason {
+						t.Errorf("Lookup(...%02x) = %d, %v; want %d, true", last, got, revoked, reason)
+					}
+				}
+				if _, _, revoked := l.Lookup(sharedPrefix(0x0b)); revoked {
+					t.Error("Lookup(...0b) found an entry")
+				}
+			}},
 		{"zero serial", rawCRL{version: 1, thisUpdate: now, entries: []rawEntry{{serial: big.NewInt(0), at: now, reason: -1}}}, func(t *testing.T, l *List) {
 			if _, _, revoked := l.Lookup(big.NewInt(0)); !revoked {
 				t.Error("Lookup(0) found nothing")
@@ -533,6 +564,11 @@ func TestHandBuilt(t *testing.T) {
 			tc.check(t, l)
 		})
 	}
+}
+
+// sharedPrefix is a 12-byte serial whose first 11 bytes are always the same.
+func sharedPrefix(last byte) *big.Int {
+	return new(big.Int).SetBytes([]byte{0x71, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, last})
 }
 
 func TestErrors(t *testing.T) {
