@@ -26,6 +26,7 @@ import (
 	"encoding/asn1"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"sort"
@@ -95,6 +96,9 @@ func Parse(der []byte, issuer *x509.Certificate) (*List, error) {
 	n, serialBytes, err := walkEntries(p.revoked, nil)
 	if err != nil {
 		return nil, err
+	}
+	if serialBytes > math.MaxUint32 { // offsets are uint32: 4 bytes an entry, not 8
+		return nil, source.Errorf(source.ClassTooLarge, "serials take %d bytes, over the 4 GiB a List can hold", serialBytes)
 	}
 	l := &List{
 		CRL:     p.crl,
