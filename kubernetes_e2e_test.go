@@ -8,12 +8,17 @@ package main
 // another Secret, which may come late, change and go.
 
 import (
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,6 +253,47 @@ kubernetes:
 		waitForMetrics(t, p, "a secret created after the restart", func(m map[string]*dto.MetricFamily) bool {
 			return len(secretSeries(m, "web/after-restart")) == 2
 		})
+	})
+
+	t.Run("a revoked Secret under revocation crl: true", func(t *testing.T) {
+		var crl atomic.Pointer[[]byte]
+		var fetches atomic.Int64
+		dp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fetches.Add(1)
+			if b := crl.Load(); b != nil {
+				_, _ = w.Write(*b)
+			}
+		}))
+		t.Cleanup(dp.Close)
+		revoked := testpki.NewChain(t, testpki.Options{CRLURLs: []string{dp.URL + "/intermediate.crl"}})
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(3),
+			ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: revoked.Leaf.Cert.SerialNumber,
+				RevocationTime: time.Now().Add(-time.Minute), ReasonCode: 1}}}, revoked.Intermediate.Cert, revoked.Intermediate.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl.Store(&der)
+		if code, body := cluster.Do(t, http.MethodPost, "/api/v1/namespaces/web/secrets", tlsSecretJSON("web", "revoked", revoked, t)); code != http.StatusCreated {
+			t.Fatalf("creating secret: %d %s", code, body)
+		}
+		cfg := filepath.Join(dir, "revocation.yml")
+		writeFile(t, cfg, []byte("global:\n  revocation:\n    allow: [\"127.0.0.1/32:*\"]\nkubernetes:\n  secrets: {}\n  revocation: {crl: true}\n"))
+		q := startExporter(t, bin, cfg, "--kubeconfig="+cluster.Kubeconfig(t, token))
+		mfs := waitForMetrics(t, q, "the revoked verdict", func(m map[string]*dto.MetricFamily) bool {
+			return len(find(m, "certwatch_chain_valid", map[string]string{"source": "secret", "target": "web/revoked", "key": "tls.crt", "reason": "revoked"})) == 1
+		})
+		info := one(t, mfs, "certwatch_cert_revocation_info", map[string]string{"source": "secret", "target": "web/revoked", "key": "tls.crt", "index": "0", "method": "crl"})
+		if label(info, "status") != "revoked" || label(info, "reason") != "keyCompromise" {
+			t.Errorf("revocation info: %v", info)
+		}
+		if m := one(t, mfs, "certwatch_chain_valid", map[string]string{"source": "secret", "target": "web/frontend", "key": "tls.crt"}); label(m, "reason") != "ok" {
+			t.Errorf("a Secret not revoked: %v", m)
+		}
+		one(t, mfs, "certwatch_crl_revoked_certificates", map[string]string{"source": "crl_distribution_point", "target": dp.URL + "/intermediate.crl"})
+		if n := fetches.Load(); n != 1 {
+			t.Errorf("the distribution point was asked %d times, want once: its CRL is kept until its next update", n)
+		}
 	})
 
 	// client-go streams the initial list over a watch (WatchList) where the

@@ -38,6 +38,7 @@ func (s *Source) secretFindings(sec *corev1.Secret) (out []source.Finding, use *
 			// A ca.crt holding only CRLs gives no anchors: keep the configured roots.
 			if entries, err := decode.Decode(ca, nil); err == nil && len(entries) > 0 && len(entries[0].Certs) > 0 {
 				f.Verify = verifyWith(entries[0].Certs)
+				f.Verify.Revocation = s.verify.Revocation
 			}
 			out = append(out, s.findingFrom(place("ca.crt"), ca, nil, s.verify)...)
 		}
