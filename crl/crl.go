@@ -97,7 +97,7 @@ func Parse(der []byte, issuer *x509.Certificate) (*List, error) {
 	if err != nil {
 		return nil, err
 	}
-	if serialBytes > math.MaxUint32 { // offsets are uint32: 4 bytes an entry, not 8
+	if uint64(serialBytes) > math.MaxUint32 { // offsets are uint32: 4 bytes an entry, not 8
 		return nil, source.Errorf(source.ClassTooLarge, "serials take %d bytes, over the 4 GiB a List can hold", serialBytes)
 	}
 	l := &List{
