@@ -34,9 +34,13 @@ import (
 // Failures. A failed fetch gives no answer (the last good one stays while
 // it is valid) and never a revoked one. Each URL backs off after a failure:
 // 30 s (or MinRefresh if shorter), doubling up to MinRefresh; while it
-// backs off, the certificates naming it are not sent to it.
+// backs off, the certificates naming it are not sent to it. An OCSP
+// response already past its next update is a failure (stale). A URL logs
+// one warning when it starts failing or fails with another class, and one
+// line when it recovers, not one per retry.
 //
-// Bounds. Fetches in flight: Concurrency. One request per host per
+// Bounds. Fetches in flight: Concurrency, of which at most two CRLs (each
+// may hold MaxCRLSize while it is parsed). One request per host per
 // HostInterval (0: no spacing). Per request: Timeout. Tracked URLs:
 // MaxURLs; cached OCSP answers: MaxOCSPAnswers; beyond them new ones are
 // not fetched until entries not looked up for 2×MaxRefresh are evicted.
@@ -52,6 +56,9 @@ const (
 	maxURLsPerCert = 3
 	// maxOCSPResponse bounds an OCSP response read: real ones are a few KiB.
 	maxOCSPResponse = 256 << 10
+	// maxCRLFetches bounds the CRL fetches in flight within Concurrency:
+	// each may hold up to MaxCRLSize of body while it is parsed.
+	maxCRLFetches = 2
 	// maxLabelBytes cuts URLs used as label values.
 	maxLabelBytes = 1024
 	// firstBackoff is the wait after a URL's first failure.
@@ -75,6 +82,7 @@ type Checker struct {
 	hosts    map[string]*hostQueue
 	queued   int
 	inflight int
+	crlsIn   int  // CRL fetches in flight
 	full     bool // a bound refused an entry; logged once per episode
 }
 
@@ -450,7 +458,8 @@ func hostOf(u string) string {
 }
 
 // Run fetches in the background until ctx ends, and returns once every
-// fetch it started has finished.
+// fetch it started has finished and its connections are closed. Call it
+// once; Lookup only queues until it runs.
 func (c *Checker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer func() {
@@ -505,6 +514,9 @@ func (c *Checker) next(now time.Time) (job, time.Duration, bool) {
 		if len(h.jobs) == 0 {
 			continue
 		}
+		if h.jobs[0].crl != nil && c.crlsIn >= maxCRLFetches {
+			continue // a fetch ending wakes the dispatcher
+		}
 		if d := h.next.Sub(now); d > 0 {
 			wait = min(wait, d)
 			continue
@@ -518,6 +530,9 @@ func (c *Checker) next(now time.Time) (job, time.Duration, bool) {
 		h.next = now.Add(time.Duration(c.cfg.HostInterval))
 		c.queued--
 		c.inflight++
+		if j.crl != nil {
+			c.crlsIn++
+		}
 		return j, 0, true
 	}
 	return job{}, wait, false
@@ -560,6 +575,7 @@ func (c *Checker) do(ctx context.Context, j job) {
 		}
 		if j.crl != nil {
 			j.crl.queued = false
+			c.crlsIn--
 		}
 		c.mu.Unlock()
 		c.signal()

@@ -9,7 +9,9 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -511,5 +513,43 @@ func TestFallbackURLs(t *testing.T) {
 		if n, _ := sample(res, metricErrors, k.method, k.url, "refused"); n != 1 {
 			t.Errorf("%s %s: %v refusals", k.method, k.url, n)
 		}
+	}
+}
+
+// TestCRLFetchesBounded: however many distribution points are due, at most
+// maxCRLFetches CRLs are downloaded at once.
+func TestCRLFetchesBounded(t *testing.T) {
+	ca := testpki.New(t, nil, testpki.Options{CommonName: "bounded CA", IsCA: true})
+	der := opensslCRL(t, ca, nil, time.Time{}, time.Time{})
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		_, _ = w.Write(der)
+	}))
+	defer srv.Close()
+	var leaves []*x509.Certificate
+	for i := range 6 {
+		leaves = append(leaves, testpki.New(t, ca, testpki.Options{CommonName: "bounded", CRLURLs: []string{srv.URL + "/" + strconv.Itoa(i) + ".crl"}}).Cert)
+	}
+	c, _ := startChecker(t, config.Fetch{Allow: loopback, Concurrency: 8})
+	waitFor(t, "every CRL", func() bool {
+		all := true
+		for _, l := range leaves {
+			all = len(c.Lookup(l, ca.Cert, false, true)) == 1 && all
+		}
+		return all
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if most > maxCRLFetches {
+		t.Errorf("%d CRL fetches at once, want at most %d", most, maxCRLFetches)
 	}
 }
