@@ -6,11 +6,15 @@ package main
 // every alert expression is run through Prometheus' HTTP API.
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/certwatch/certwatch/dashboards"
 	"github.com/certwatch/certwatch/internal/testpki"
@@ -72,12 +77,18 @@ func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
 	day := 24 * time.Hour
 
 	// One place per alert, plus healthy ones that must stay silent.
+	names := map[string]string{} // address or URL -> fixture name
 	healthy := testpki.NewChain(t, testpki.Options{})
 	ca := healthy.Root
 	inter := healthy.Intermediate
 	leaf := func(o testpki.Options) *testpki.Cert {
 		o.CommonName, o.DNSNames = "localhost", []string{"localhost"}
 		return testpki.New(t, inter, o)
+	}
+	serveStapled := func(c *testpki.Cert, staple []byte) string {
+		cert := testpki.TLSCertificate(c, inter)
+		cert.OCSPStaple = staple
+		return tlsServerWith(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	serve := func(c *testpki.Cert, maxVersion uint16, chain ...*testpki.Cert) string {
 		if len(chain) == 0 {
@@ -102,6 +113,68 @@ func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
 	}
 	stranger := testpki.NewChain(t, testpki.Options{})
 	addrs["untrusted"] = serve(stranger.Leaf, 0, stranger.Intermediate)
+
+	// Revocation: staples revoked, expiring and forged; a responder that is
+	// down for a module that checks actively; CRLs stale and nearly so; a
+	// CA chain published at a URL.
+	staple := func(c *testpki.Cert, status int, thisUpdate, nextUpdate time.Time, signer *testpki.Cert) []byte {
+		der, err := ocsp.CreateResponse(inter.Cert, signer.Cert, ocsp.Response{Status: status, SerialNumber: c.Cert.SerialNumber,
+			ThisUpdate: thisUpdate, NextUpdate: nextUpdate, RevokedAt: now.Add(-day), RevocationReason: ocsp.KeyCompromise}, signer.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	revokedLeaf, expiringLeaf, forgedLeaf := leaf(testpki.Options{}), leaf(testpki.Options{}), leaf(testpki.Options{})
+	addrs["revoked"] = serveStapled(revokedLeaf, staple(revokedLeaf, ocsp.Revoked, now.Add(-time.Hour), now.Add(3*day), inter))
+	addrs["stapleexpiring"] = serveStapled(expiringLeaf, staple(expiringLeaf, ocsp.Good, now.Add(-3*day), now.Add(2*time.Hour), inter))
+	addrs["forgedstaple"] = serveStapled(forgedLeaf, staple(forgedLeaf, ocsp.Good, now.Add(-time.Hour), now.Add(3*day), stranger.Intermediate))
+	responder := "http://" + freePort(t) + "/" // nothing listens there
+	checkedLeaf := leaf(testpki.Options{OCSPServers: []string{responder}})
+	checked := serve(checkedLeaf, 0)
+	names[checked] = "checked"
+	names[responder] = "responderdown"
+	goodResponder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := ocsp.CreateResponse(inter.Cert, inter.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(day)}, inter.Key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write(resp)
+	}))
+	t.Cleanup(goodResponder.Close)
+	answeredLeaf := leaf(testpki.Options{OCSPServers: []string{goodResponder.URL + "/"}})
+	answered := serve(answeredLeaf, 0)
+	names[answered] = "answered"
+	crl := func(thisUpdate, nextUpdate time.Time) []byte {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
+			ThisUpdate: thisUpdate, NextUpdate: nextUpdate}, inter.Cert, inter.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	writeFile(t, filepath.Join(dir, "crls", "stale.crl"), crl(now.Add(-8*day), now.Add(-time.Hour)))
+	writeFile(t, filepath.Join(dir, "crls", "soon.crl"), crl(now.Add(-6*day), now.Add(3*time.Hour)))
+	writeFile(t, filepath.Join(dir, "crls", "fresh.crl"), crl(now.Add(-time.Hour), now.Add(7*day)))
+	chainPEM := testpki.PEM(inter, ca)
+	published := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/ca_chain") {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(chainPEM)
+	}))
+	t.Cleanup(published.Close)
+	names[published.URL+"/v1/pki_int/missing"] = "urlmissing"
 	shortInter := testpki.New(t, ca, testpki.Options{CommonName: "short intermediate", IsCA: true, NotAfter: now.Add(20 * day)})
 	shortLeaf := testpki.New(t, shortInter, testpki.Options{CommonName: "localhost", DNSNames: []string{"localhost"}, NotAfter: now.Add(60 * day)})
 	addrs["shortchain"] = serve(shortLeaf, 0, shortInter)
@@ -119,7 +192,6 @@ func TestAlertsAndDashboardsAgainstPrometheus(t *testing.T) {
 		testpki.PEM(inter, leaf(testpki.Options{NotBefore: now.Add(-90 * day), NotAfter: now.Add(-time.Hour)})))
 
 	var targets []string
-	names := map[string]string{} // address -> fixture name
 	for name, a := range addrs {
 		targets = append(targets, fmt.Sprintf("%q", a))
 		names[a] = name
@@ -132,13 +204,28 @@ modules:
     tls:
       ca_file: ca.pem
       server_name: localhost
+  revocation_checks:
+    timeout: 2s
+    tls: {ca_file: ca.pem, server_name: localhost}
+    revocation: {ocsp: true}
+global:
+  revocation:
+    allow: ["127.0.0.1/32:*"]
+    timeout: 1s
 endpoints:
-  - targets: [%s]
+  - targets: [%[1]s]
     labels: {team: web}
+  - targets: [%[2]q, %[4]q]
+    module: revocation_checks
 files:
   - paths: ["files/*.pem"]
     ca_file: ca.pem
-`, strings.Join(targets, ", "))))
+  - paths: ["crls/*.crl"]
+urls:
+  - urls: [%[3]q, %[5]q]
+    interval: 2s
+    ca_file: ca.pem
+`, strings.Join(targets, ", "), checked, published.URL+"/v1/pki_int/ca_chain", answered, published.URL+"/v1/pki_int/missing")))
 	cw := startExporter(t, bin, filepath.Join(dir, "certwatch.yml"))
 
 	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
@@ -173,11 +260,26 @@ scrape_configs:
 	})
 	pc := promClient{base: "http://" + promAddr}
 
-	// Poll until Prometheus has scraped certwatch at least twice.
+	// Poll until Prometheus has scraped certwatch at least twice, and the
+	// background revocation checks and URL fetches have failed and
+	// succeeded in two scrapes (rates need two samples).
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		res, err := pc.query(t, `count_over_time(certwatch_build_info[1m]) >= 2`)
+		var ready bool
 		if err == nil && len(res) > 0 {
+			ready = true
+			for _, q := range []string{
+				`count_over_time(certwatch_revocation_fetch_errors_total[1m]) >= 2`,
+				`count_over_time(certwatch_url_fetch_errors_total[1m]) >= 2`,
+				`certwatch_revocation_fetch_last_success_timestamp_seconds > 0`,
+			} {
+				if res, err := pc.query(t, q); err != nil || len(res) == 0 {
+					ready = false
+				}
+			}
+		}
+		if ready {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -232,6 +334,7 @@ scrape_configs:
 				continue
 			}
 			// No SPIRE agent here: the SPIFFE panels run, and stay empty.
+			// Nothing here is revoked by a CRL: that panel too.
 			if len(res) == 0 && !strings.Contains(q.Expr, "spiffe") {
 				t.Errorf("%s / %s returns no data:\n%s", q.Dashboard, q.Panel, q.Expr)
 			}
@@ -249,17 +352,23 @@ scrape_configs:
 			"CertwatchChainInvalid":                {"untrusted"},
 			"CertwatchWeakCrypto":                  {"files/weak.pem"},
 			"CertwatchLegacyTLSVersion":            {"legacy"},
-			"CertwatchTargetFailing":               {"refused"},
+			"CertwatchTargetFailing":               {"refused", "urlmissing"},
 			"CertwatchCollectorFailing":            nil,
 			"CertwatchKubernetesInformerNotSynced": nil, // proven by the Kubernetes end-to-end test's metrics
 			"CertwatchKubernetesWatchErrors":       nil,
 			"CertwatchConfigReloadFailed":          nil,
 			"CertwatchExporterDown":                nil,
 			// No SPIRE agent here: the promtool unit tests cover these.
-			"CertwatchSpiffeSVIDRotationOverdue": nil,
-			"CertwatchSpiffeWorkloadAPIDown":     nil,
-			"CertwatchSpiffeBundleEndpointStale": nil,
-			"CertwatchSpiffeTrustBundleExpiring": nil,
+			"CertwatchSpiffeSVIDRotationOverdue":  nil,
+			"CertwatchSpiffeWorkloadAPIDown":      nil,
+			"CertwatchSpiffeBundleEndpointStale":  nil,
+			"CertwatchSpiffeTrustBundleExpiring":  nil,
+			"CertwatchCertificateRevoked":         {"revoked"},
+			"CertwatchCRLStale":                   {"crls/stale.crl"},
+			"CertwatchCRLExpiringSoon":            {"crls/soon.crl"},
+			"CertwatchRevocationResponderFailing": {"responderdown"},
+			"CertwatchOCSPStapleExpiring":         {"stapleexpiring"},
+			"CertwatchOCSPStapleInvalid":          {"forgedstaple"},
 		}
 		for name, expr := range alertExpressions(t, rules) {
 			expected, ok := want[name]
@@ -275,6 +384,9 @@ scrape_configs:
 			var got []string
 			for _, r := range res {
 				target := r.Metric["target"]
+				if target == "" {
+					target = r.Metric["url"] // the revocation checker's series are per URL
+				}
 				if n, ok := names[target]; ok {
 					target = n
 				} else if rel, err := filepath.Rel(dir, target); err == nil && !strings.HasPrefix(rel, "..") {
