@@ -257,7 +257,7 @@ func (c *Checker) signal() {
 // methods asked, and queues what is missing or due for a refresh. It never
 // waits on the network: a few map reads under a read lock.
 func (c *Checker) Lookup(cert, issuer *x509.Certificate, wantOCSP, wantCRL bool) []Answer {
-	if cert == nil || issuer == nil {
+	if cert == nil || issuer == nil || cert.SerialNumber == nil {
 		return nil
 	}
 	now := time.Now()

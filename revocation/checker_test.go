@@ -427,6 +427,9 @@ func TestUpdateKeepsCache(t *testing.T) {
 	if as := c.Lookup(leaf.Cert, ca.Cert, true, true); len(as) != 2 {
 		t.Fatalf("answers after the update: %+v", as)
 	}
+	if as := c.Lookup(&x509.Certificate{OCSPServer: []string{resp.URL}}, ca.Cert, true, true); as != nil {
+		t.Errorf("answers about a certificate without a serial: %+v", as)
+	}
 	if err := c.Update(config.Fetch{Deny: []string{"not a range"}}); err == nil {
 		t.Error("an invalid configuration was applied")
 	}
