@@ -212,8 +212,8 @@ type ConfigMapWatch struct {
 // Default key patterns.
 var (
 	DefaultSecretTypes          = []string{"kubernetes.io/tls"}
-	DefaultSecretKeyPatterns    = []string{"*.crt", "*.pem", "*.p12", "*.pfx", "*.jks"}
-	DefaultConfigMapKeyPatterns = []string{"*.crt", "*.pem"}
+	DefaultSecretKeyPatterns    = []string{"*.crt", "*.pem", "*.crl", "*.p12", "*.pfx", "*.jks"}
+	DefaultConfigMapKeyPatterns = []string{"*.crt", "*.pem", "*.crl"}
 )
 
 // Duration is a time.Duration written as Prometheus writes them ("30s", "1m", "1d").
