@@ -375,8 +375,13 @@ func (c *Checker) enqueueOCSP(cert, issuer *x509.Certificate, now time.Time) boo
 				urls = append(urls, u)
 			}
 		}
-		if len(urls) == 0 || !c.room(c.nOCSP < MaxOCSPAnswers, "cached OCSP answers", MaxOCSPAnswers) || !c.track(MethodOCSP, urls[0], now) {
+		if len(urls) == 0 || !c.room(c.nOCSP < MaxOCSPAnswers, "cached OCSP answers", MaxOCSPAnswers) {
 			return false
+		}
+		for _, u := range urls {
+			if !c.track(MethodOCSP, u, now) {
+				return false
+			}
 		}
 		e = &ocspEntry{issuer: issuer, serial: new(big.Int).Set(cert.SerialNumber), urls: urls}
 		e.lastUsed.Store(now.Unix())

@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"crypto/x509"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -554,5 +555,32 @@ func TestCRLFetchesBounded(t *testing.T) {
 	defer mu.Unlock()
 	if most > maxCRLFetches {
 		t.Errorf("%d CRL fetches at once, want at most %d", most, maxCRLFetches)
+	}
+}
+
+// TestBounds: Lookup queues each fetch once, and tracks at most MaxURLs
+// URLs, saying so once. Run is not started: nothing is fetched.
+func TestBounds(t *testing.T) {
+	logs := &logBuffer{}
+	c, err := NewChecker(config.Fetch{}, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := testpki.New(t, nil, testpki.Options{CommonName: "bounds CA", IsCA: true}).Cert
+	for i := range 10_000 {
+		c.Lookup(&x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), OCSPServer: []string{"http://ocsp.example/"},
+			CRLDistributionPoints: []string{"http://crl.example/ca.crl"}}, issuer, true, true)
+	}
+	if c.queued != 10_001 || c.nCRL != 1 || c.nOCSP != 10_000 {
+		t.Errorf("%d queued, %d CRLs, %d OCSP entries; want 10001, 1, 10000", c.queued, c.nCRL, c.nOCSP)
+	}
+	for i := range MaxURLs + 10 {
+		c.Lookup(&x509.Certificate{SerialNumber: big.NewInt(1), CRLDistributionPoints: []string{"http://crl.example/" + strconv.Itoa(i) + ".crl"}}, issuer, false, true)
+	}
+	if len(c.stats) != MaxURLs {
+		t.Errorf("%d URLs tracked, want %d", len(c.stats), MaxURLs)
+	}
+	if n := logs.count("bound reached"); n != 1 {
+		t.Errorf("%d lines about the bound, want 1", n)
 	}
 }
