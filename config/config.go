@@ -48,6 +48,16 @@ const (
 	DefaultMinTLSVersion           = "TLS10"
 )
 
+// The values of global.certificate_series: which certificates of a place get
+// per-certificate series (not-after, not-before, info).
+const (
+	// CertificateSeriesAll gives every certificate its series (the default).
+	CertificateSeriesAll = "all"
+	// CertificateSeriesLeaves gives them to leaves and trust anchors only:
+	// intermediates and roots are still judged and count in the chain series.
+	CertificateSeriesLeaves = "leaves"
+)
+
 // StartTLS protocols the endpoint source speaks.
 var StartTLSProtocols = []string{"smtp", "imap", "pop3", "ftp", "ldap", "postgres", "mysql"}
 
@@ -89,6 +99,8 @@ type Global struct {
 	// alias or Kubernetes key may hold; a place with more reports too_large
 	// and no certificates.
 	MaxCertificatesPerPlace int `yaml:"max_certificates_per_place"`
+	// CertificateSeries is CertificateSeriesAll or CertificateSeriesLeaves.
+	CertificateSeries string `yaml:"certificate_series"`
 	// Revocation bounds the fetches of revocation checks and of the urls
 	// source.
 	Revocation Fetch `yaml:"revocation"`
@@ -386,6 +398,9 @@ func (c *Config) applyDefaults() {
 	if c.Global.MaxCertificatesPerPlace == 0 {
 		c.Global.MaxCertificatesPerPlace = DefaultMaxCertificatesPerPlace
 	}
+	if c.Global.CertificateSeries == "" {
+		c.Global.CertificateSeries = CertificateSeriesAll
+	}
 	if c.Modules == nil {
 		c.Modules = map[string]Module{}
 	}
@@ -471,6 +486,11 @@ func (c *Config) validate(root *yaml.Node) error {
 	var errs []error
 	fail := func(path []any, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s%s: %s", linePrefix(root, path), pathString(path), fmt.Sprintf(format, args...)))
+	}
+	switch c.Global.CertificateSeries {
+	case CertificateSeriesAll, CertificateSeriesLeaves:
+	default:
+		fail([]any{"global", "certificate_series"}, "want %s or %s, got %q", CertificateSeriesAll, CertificateSeriesLeaves, c.Global.CertificateSeries)
 	}
 	names := make([]string, 0, len(c.Modules))
 	for name := range c.Modules {

@@ -29,7 +29,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("endpoint module = %q", cfg.Endpoints[0].Module)
 	}
 	if cfg.Global.ProbeConcurrency != DefaultProbeConcurrency || cfg.Global.MaxFileSize != DefaultMaxFileSize ||
-		cfg.Global.MaxCertificatesPerPlace != DefaultMaxCertificatesPerPlace {
+		cfg.Global.MaxCertificatesPerPlace != DefaultMaxCertificatesPerPlace || cfg.Global.CertificateSeries != CertificateSeriesAll {
 		t.Errorf("global defaults not applied: %+v", cfg.Global)
 	}
 }
@@ -61,7 +61,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown key with a suggestion", "global:\n  probe_concurency: 5\n",
 			[]string{"line 2: global.probe_concurency: unknown key (did you mean probe_concurrency?)"}},
 		{"unknown key far from any", "global:\n  workers: 5\n",
-			[]string{"line 2: global.workers: unknown key (valid here: max_certificates_per_place, max_file_size, probe_concurrency, revocation)"}},
+			[]string{"line 2: global.workers: unknown key (valid here: certificate_series, max_certificates_per_place, max_file_size, probe_concurrency, revocation)"}},
 		{"unknown key in a module", "modules:\n  default:\n    tls:\n      min_versoin: TLS12\n",
 			[]string{"line 4: modules.default.tls.min_versoin: unknown key (did you mean min_version?)"}},
 		{"unknown key in a list item", "endpoints:\n  - targets: [\"a.example:443\"]\n    modul: default\n",
@@ -86,6 +86,10 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"zero probe_concurrency", "global:\n  probe_concurrency: 0\n", []string{"global.probe_concurrency: must be at least 1"}},
 		{"zero max_certificates_per_place", "global:\n  max_certificates_per_place: 0\n",
 			[]string{"line 2: global.max_certificates_per_place: must be at least 1, got 0"}},
+		{"unknown certificate_series", "global:\n  probe_concurrency: 4\n  certificate_series: leaf\n",
+			[]string{"line 3: global.certificate_series: want all or leaves, got \"leaf\""}},
+		{"certificate_series not a string", "global:\n  certificate_series: [leaves]\n",
+			[]string{"line 2: global.certificate_series"}},
 		{"negative max_file_size", "global:\n  max_file_size: -1MiB\n", []string{"global.max_file_size: invalid size"}},
 		{"negative timeout", "modules:\n  m:\n    timeout: -5s\n", []string{"line 3: modules.m.timeout: must be positive, got -5s"}},
 		{"zero timeout", "modules:\n  m:\n    timeout: 0s\n", []string{"modules.m.timeout: must be positive"}},
@@ -273,5 +277,21 @@ func TestMissingConfigFile(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "keeping the previous one") {
 		t.Errorf("reload of a missing file logged %q", logs.String())
+	}
+}
+
+func TestCertificateSeries(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"global: {}\n", CertificateSeriesAll},
+		{"global:\n  certificate_series: all\n", CertificateSeriesAll},
+		{"global:\n  certificate_series: leaves\n", CertificateSeriesLeaves},
+	} {
+		cfg, err := Parse([]byte(tc.yaml), t.TempDir())
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if cfg.Global.CertificateSeries != tc.want {
+			t.Errorf("%q: certificate_series %q, want %q", tc.yaml, cfg.Global.CertificateSeries, tc.want)
+		}
 	}
 }
