@@ -73,5 +73,6 @@ func runCheck(f checkFlags, configFile string, kubeFlags *kubeclient.Flags, sh s
 	defer stop()
 	return check.Run(ctx, exporter, exporter.Ready, check.Options{
 		ExpiringWithin: within, Format: *f.format, Timeout: *f.timeout, Progress: os.Stderr,
+		Settled: wiring.revocationSettled,
 	}, os.Stdout)
 }

@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,4 +146,51 @@ func compileListSchema(t *testing.T) *jsonschema.Schema {
 		t.Fatal(err)
 	}
 	return c.MustCompile("certificates-v1.schema.json")
+}
+
+// TestCheckWaitsForRevocation: with a group opted in to CRL checks, check
+// waits for the background fetch and reports the revoked leaf, within its
+// timeout, in one run.
+func TestCheckWaitsForRevocation(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	var crlDER atomic.Pointer[[]byte]
+	dp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if b := crlDER.Load(); b != nil {
+			_, _ = w.Write(*b)
+		}
+	}))
+	t.Cleanup(dp.Close)
+	chain := testpki.NewChain(t, testpki.Options{CRLURLs: []string{dp.URL + "/int.crl"}})
+	good := testpki.New(t, chain.Intermediate, testpki.Options{CommonName: "good.example", CRLURLs: []string{dp.URL + "/int.crl"}})
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1),
+		ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: chain.Leaf.Cert.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)}},
+	}, chain.Intermediate.Cert, chain.Intermediate.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER.Store(&der)
+	testpki.WriteFile(t, dir, "ca.pem", testpki.PEM(chain.Root))
+	testpki.WriteFile(t, dir, "revoked.pem", testpki.PEM(chain.Leaf, chain.Intermediate))
+	testpki.WriteFile(t, dir, "good.pem", testpki.PEM(good, chain.Intermediate))
+	writeFile(t, filepath.Join(dir, "check.yml"), []byte(`global:
+  revocation: {allow: ["127.0.0.1/32:*"]}
+files:
+  - paths: [revoked.pem, good.pem]
+    ca_file: ca.pem
+    revocation: {crl: true}
+`))
+	out, errOut, status := runBinary(t, bin, dir, "check", "--config.file=check.yml")
+	if status != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", status, out, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, "revoked.pem") && !(strings.HasPrefix(line, "FAIL") && strings.Contains(line, "revoked")):
+			t.Errorf("the revoked leaf's line: %q", line)
+		case strings.Contains(line, "good.pem") && !strings.HasPrefix(line, "OK"):
+			t.Errorf("the good leaf's line: %q", line)
+		}
+	}
 }

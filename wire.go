@@ -74,6 +74,10 @@ func (w *sourceWiring) revocationChecker(cfg *config.Config) (*revocation.Checke
 	return c, nil
 }
 
+// revocationSettled reports whether the revocation checks asked for so far
+// have answered or failed (true when there are none).
+func (w *sourceWiring) revocationSettled() bool { return w.checker == nil || w.checker.Idle() }
+
 // wantsRevocation reports whether a module, file group, URL group or the
 // Kubernetes block opts in to an active revocation check.
 func wantsRevocation(cfg *config.Config) bool {
@@ -131,6 +135,7 @@ func (w *sourceWiring) apply(e *collector.Exporter, cfg *config.Config, sh shard
 	} else {
 		w.inspector.SetRevocations(nil)
 	}
+	e.SetCertificateSeries(cfg.Global.CertificateSeries)
 	e.Update(sources)
 	fileSource.Warm() // read the files now, so the first scrape finds them ready
 	return nil

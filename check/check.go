@@ -46,6 +46,10 @@ type Options struct {
 	Timeout time.Duration
 	// Progress is where progress goes when collecting takes over a second.
 	Progress io.Writer
+	// Settled, when set, reports whether what the first collection asked
+	// for in the background (revocation checks) has come in; the places are
+	// then judged again, within Timeout.
+	Settled func() bool
 }
 
 // ConfigFromArgs builds a configuration from command-line places: each
@@ -120,6 +124,17 @@ func Run(ctx context.Context, e *collector.Exporter, ready Ready, opts Options, 
 		}
 	}
 	snap := e.Refresh(ctx)
+	if snap != nil && opts.Settled != nil {
+		for !opts.Settled() && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if again := e.Refresh(ctx); again != nil {
+			snap = again
+		}
+	}
 	close(done)
 	if snap == nil {
 		fmt.Fprintln(opts.Progress, "certwatch check: nothing configured")

@@ -243,6 +243,14 @@ func (c *Checker) Update(f config.Fetch) error {
 	return nil
 }
 
+// Idle reports whether nothing is queued or being fetched: every answer the
+// lookups so far asked for has come in, or failed and waits for its retry.
+func (c *Checker) Idle() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.queued == 0 && c.inflight == 0
+}
+
 // Name is the collector label of the Checker's own series.
 func (c *Checker) Name() string { return "revocation" }
 
