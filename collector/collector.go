@@ -74,6 +74,9 @@ type Exporter struct {
 	timeoutOffset time.Duration
 	descs         descCache
 	places        *placeCache
+	// leavesOnly limits per-certificate series to leaves and anchors
+	// (SetCertificateSeries).
+	leavesOnly atomic.Bool
 }
 
 // New returns an Exporter; call Update before serving. timeoutOffset is
@@ -84,6 +87,29 @@ func New(logger *slog.Logger, inspector *inspect.Inspector, timeoutOffset time.D
 
 // Update switches to the sources of a new configuration.
 func (e *Exporter) Update(s *Sources) { e.sources.Store(s) }
+
+// The values SetCertificateSeries takes, as global.certificate_series
+// spells them.
+const (
+	CertificateSeriesAll    = "all"
+	CertificateSeriesLeaves = "leaves"
+)
+
+// SetCertificateSeries chooses which certificates of a place get the
+// per-certificate series (not-after, not-before, info): every one
+// (CertificateSeriesAll), or leaves and trust anchors only
+// (CertificateSeriesLeaves), which cuts a leaf-and-intermediate file from
+// 9 series to 6. Intermediates and roots are judged either way, and count in
+// the chain series and the revocation series. It takes effect at the next
+// scrape. Any other value is logged and read as all.
+func (e *Exporter) SetCertificateSeries(mode string) {
+	switch mode {
+	case CertificateSeriesAll, CertificateSeriesLeaves:
+	default:
+		e.logger.Error("Unknown certificate_series; reporting every certificate", "certificate_series", mode)
+	}
+	e.leavesOnly.Store(mode == CertificateSeriesLeaves)
+}
 
 // scrapeContext bounds a scrape by Prometheus' X-Prometheus-Scrape-Timeout-Seconds
 // header, less the offset, so that late probes become timeouts in an answer

@@ -58,6 +58,8 @@ type emitter struct {
 	// snap gathers the scrape's snapshot; nil for /probe, whose places are
 	// not the configured ones.
 	snap *snapshotBuilder
+	// leavesOnly is the exporter's setting, read once per scrape.
+	leavesOnly bool
 
 	// Per-scrape state of findings: label sets resolved once, and series
 	// buffered until they can be sent sorted.
@@ -88,7 +90,7 @@ func chainOf(f *source.Finding) inspect.Chain {
 }
 
 func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter {
-	return &emitter{e: e, ch: ch, sets: map[unsafe.Pointer]*labelSet{}, keySets: map[string]*keySet{}}
+	return &emitter{e: e, ch: ch, leavesOnly: e.leavesOnly.Load(), sets: map[unsafe.Pointer]*labelSet{}, keySets: map[string]*keySet{}}
 }
 
 func (em *emitter) gauge(name, help string, fixed []string, values []string, extra map[string]string, v float64) {
@@ -236,8 +238,12 @@ func (em *emitter) place(f *source.Finding, verdict inspect.Verdict) {
 	em.add(ls, metricChainValid, em.strs(src, tgt, key, validUTF8(string(verdict.Reason))), boolValue(verdict.Valid()))
 	em.add(ls, metricChainNotAfter, em.strs(src, tgt, key), unixSeconds(verdict.ChainNotAfter))
 	for i, c := range f.Certs {
+		role := roleOf(verdict, i)
+		if !certSeriesKept(em.leavesOnly, role) {
+			continue
+		}
 		facts := inspect.FactsOf(c)
-		cv := em.strs(src, tgt, key, strconv.Itoa(i), roleOf(verdict, i), validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
+		cv := em.strs(src, tgt, key, strconv.Itoa(i), role, validUTF8(facts.SubjectCN), validUTF8(facts.IssuerCN))
 		em.add(ls, metricCertNotAfter, cv, unixSeconds(facts.NotAfter))
 		em.add(ls, metricCertNotBefore, cv, unixSeconds(facts.NotBefore))
 		em.add(ls, metricCertInfo, appendInfoValues(em.alloc(len(metricDefs[metricCertInfo].labels))[:0], cv, &facts), 1)
@@ -521,6 +527,13 @@ func appendInfoValues(out, certValues []string, f *inspect.Facts) []string {
 // result (inspect.MaxInfoBytes), as it has every string fact: both
 // exposition paths write the same, already cut, values.
 func joinValues(values []string) string { return strings.Join(values, ",") }
+
+// certSeriesKept says whether a certificate with role gets per-certificate
+// series: always, or with leavesOnly when it is a leaf or a trust anchor (a
+// CA file or trust store has no leaf: its anchors are what it is for).
+func certSeriesKept(leavesOnly bool, role string) bool {
+	return !leavesOnly || role == string(inspect.RoleLeaf) || role == string(inspect.RoleAnchor)
+}
 
 // roleOf is the role label of a place's i-th certificate.
 func roleOf(v inspect.Verdict, i int) string {

@@ -16,8 +16,9 @@ import (
 )
 
 // newTestExporter writes yml as config.yml in dir and returns an exporter
-// serving its endpoints and files, judged at now (nil: the clock).
-func newTestExporter(t *testing.T, dir, yml string, now func() time.Time) *Exporter {
+// serving its endpoints and files, judged at now (nil: the clock), with its
+// global.certificate_series applied as a reload applies it.
+func newTestExporter(t testing.TB, dir, yml string, now func() time.Time) *Exporter {
 	t.Helper()
 	path := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
@@ -29,6 +30,7 @@ func newTestExporter(t *testing.T, dir, yml string, now func() time.Time) *Expor
 	}
 	logger := promslog.NewNopLogger()
 	e := New(logger, inspect.NewInspector(now), 0)
+	e.SetCertificateSeries(cfg.Global.CertificateSeries)
 	prober := endpoint.New(cfg, logger)
 	e.Update(&Sources{Collectors: []source.Collector{prober, files.New(cfg, files.NewCache(), logger)}, Prober: prober})
 	return e

@@ -64,6 +64,9 @@ type identity struct {
 	version   string
 	cipher    string
 	errClass  source.Class
+	// leavesOnly is the exporter's certificate_series setting: a reload that
+	// changes it renders every place again.
+	leavesOnly bool
 }
 
 // rendered is one place's series: label sets rendered as "{...} " in buf
@@ -121,13 +124,15 @@ type pass struct {
 	samples []source.Sample
 	// firstCall is the number of this scrape's first findings call.
 	firstCall uint64
+	// leavesOnly is the exporter's setting, read once per scrape.
+	leavesOnly bool
 }
 
 // begin locks the cache for one scrape; finish sweeps it and unlocks.
 func (c *placeCache) begin(e *Exporter) *pass {
 	c.mu.Lock()
 	c.gen++
-	return &pass{c: c, e: e, extras: map[unsafe.Pointer]*extraLabels{}, firstCall: c.calls + 1}
+	return &pass{c: c, e: e, extras: map[unsafe.Pointer]*extraLabels{}, firstCall: c.calls + 1, leavesOnly: e.leavesOnly.Load()}
 }
 
 // findings adds the places and targets of one collector, judged together
@@ -270,7 +275,7 @@ func (p *pass) place(f *source.Finding, verdict, unrevoked inspect.Verdict, r *r
 			"reason", verdict.Reason, "detail", verdict.Detail)
 	}
 	id := identity{certsData: unsafe.Pointer(unsafe.SliceData(f.Certs)), nCerts: len(f.Certs),
-		labels: mapAddress(f.Labels), reason: verdict.Reason, notAfter: verdict.ChainNotAfter.Unix()}
+		labels: mapAddress(f.Labels), reason: verdict.Reason, notAfter: verdict.ChainNotAfter.Unix(), leavesOnly: p.leavesOnly}
 	if f.TLS != nil {
 		id.tls, id.version, id.cipher = true, f.TLS.Version, f.TLS.CipherSuite
 	}
@@ -319,27 +324,34 @@ func (p *pass) renderPlace(f *source.Finding, verdict inspect.Verdict, id identi
 	src, tgt, key := validUTF8(f.Source), validUTF8(f.Target), validUTF8(f.Key)
 	p.add(r, ex, metricChainValid, []string{src, tgt, key, validUTF8(string(verdict.Reason))}, boolValue(verdict.Valid()))
 	p.add(r, ex, metricChainNotAfter, []string{src, tgt, key}, unixSeconds(verdict.ChainNotAfter))
-	facts := make([]inspect.Facts, len(f.Certs))
-	for i, c := range f.Certs {
-		facts[i] = inspect.FactsOf(c)
-	}
-	certValues := func(i int) []string {
-		return []string{src, tgt, key, strconv.Itoa(i), roleOf(verdict, i), validUTF8(facts[i].SubjectCN), validUTF8(facts[i].IssuerCN)}
-	}
-	notAfterAt := make([]int, len(f.Certs))
+	kept := make([]int, 0, len(f.Certs)) // the certificates with series of their own, by index
 	for i := range f.Certs {
-		notAfterAt[i] = -1
-		if p.add(r, ex, metricCertNotAfter, certValues(i), unixSeconds(facts[i].NotAfter)) {
-			notAfterAt[i] = len(r.series) - 1
+		if certSeriesKept(p.leavesOnly, roleOf(verdict, i)) {
+			kept = append(kept, i)
 		}
 	}
-	for i := range f.Certs {
-		if notAfterAt[i] >= 0 { // the same labels: share the rendered label set
-			p.again(r, metricCertNotBefore, notAfterAt[i], unixSeconds(facts[i].NotBefore))
+	facts := make([]inspect.Facts, len(kept))
+	for k, i := range kept {
+		facts[k] = inspect.FactsOf(f.Certs[i])
+	}
+	certValues := func(k int) []string {
+		i := kept[k]
+		return []string{src, tgt, key, strconv.Itoa(i), roleOf(verdict, i), validUTF8(facts[k].SubjectCN), validUTF8(facts[k].IssuerCN)}
+	}
+	notAfterAt := make([]int, len(kept))
+	for k := range kept {
+		notAfterAt[k] = -1
+		if p.add(r, ex, metricCertNotAfter, certValues(k), unixSeconds(facts[k].NotAfter)) {
+			notAfterAt[k] = len(r.series) - 1
 		}
 	}
-	for i := range f.Certs {
-		p.add(r, ex, metricCertInfo, appendInfoValues(nil, certValues(i), &facts[i]), 1)
+	for k := range kept {
+		if notAfterAt[k] >= 0 { // the same labels: share the rendered label set
+			p.again(r, metricCertNotBefore, notAfterAt[k], unixSeconds(facts[k].NotBefore))
+		}
+	}
+	for k := range kept {
+		p.add(r, ex, metricCertInfo, appendInfoValues(nil, certValues(k), &facts[k]), 1)
 	}
 	if f.TLS != nil {
 		p.add(r, ex, metricTLSVersion, []string{src, tgt, validUTF8(f.TLS.Version), validUTF8(f.TLS.CipherSuite)}, 1)

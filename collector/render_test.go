@@ -139,9 +139,16 @@ func decode(t *testing.T, body []byte, format expfmt.Format) map[string]*dto.Met
 // TestTextAnswersMatchTheRegistry checks that the cached text rendering of
 // places says exactly what the registry path (protobuf) says, over several
 // scrapes (the second from the cache), and that OpenMetrics differs only in
-// its number syntax and its end marker.
+// its number syntax and its end marker; with every certificate_series.
 func TestTextAnswersMatchTheRegistry(t *testing.T) {
-	_, h, dir, chain := testExporter(t, nil)
+	for _, mode := range []string{CertificateSeriesAll, CertificateSeriesLeaves} {
+		t.Run(mode, func(t *testing.T) { testTextAnswersMatchTheRegistry(t, mode) })
+	}
+}
+
+func testTextAnswersMatchTheRegistry(t *testing.T, mode string) {
+	e, h, dir, chain := testExporter(t, nil)
+	e.SetCertificateSeries(mode)
 	protoFormat := expfmt.NewFormat(expfmt.TypeProtoDelim)
 	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
 	for scrape := 1; scrape <= 4; scrape++ {
@@ -174,6 +181,7 @@ func TestTextAnswersMatchTheRegistry(t *testing.T) {
 				t.Errorf("scrape %d: no %s series", scrape, name)
 			}
 		}
+		checkRoles(t, got, mode)
 
 		_, om := get(t, h, "application/openmetrics-text;version=1.0.0", "")
 		if !bytes.HasSuffix(om, []byte("# EOF\n")) || bytes.Count(om, []byte("# EOF")) != 1 {
@@ -197,6 +205,25 @@ func TestTextAnswersMatchTheRegistry(t *testing.T) {
 		plain, _ := io.ReadAll(zr)
 		if got := samples(decode(t, plain, textFormat)); !slices.Equal(got, want) {
 			t.Fatalf("scrape %d: gzip text differs", scrape)
+		}
+	}
+}
+
+// checkRoles checks the roles of the certificate series of an answer's
+// samples: leaves and anchors in every mode, intermediates and roots only
+// with CertificateSeriesAll (the answer holds chains of three).
+func checkRoles(t *testing.T, got []string, mode string) {
+	t.Helper()
+	roles := map[string]int{}
+	for _, s := range got {
+		if m := regexp.MustCompile(`,role="([^"]*)"`).FindStringSubmatch(s); m != nil {
+			roles[m[1]]++
+		}
+	}
+	for _, role := range inspect.Roles {
+		want := mode == CertificateSeriesAll || role == inspect.RoleLeaf || role == inspect.RoleAnchor
+		if have := roles[string(role)] > 0; have != want {
+			t.Errorf("certificate_series %s: series of role %s present: %v, want %v (roles seen: %v)", mode, role, have, want, roles)
 		}
 	}
 }
