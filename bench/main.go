@@ -14,6 +14,7 @@
 //	bench kube       -secrets 10000             real kube-apiserver: sync time, memory per Secret, scrape
 //	bench growth     -scrapes 1000              hostile mix: heap and goroutines stay flat
 //	bench soak       -scrapes 1000              hostile servers/files/Secrets: answers in time, process flat
+//	bench peers      -files 1000,10000          certwatch beside x509-certificate-exporter, ssl_exporter, blackbox_exporter
 //	bench report     -results DIR               the summary table of every figure run
 //
 // Each figure writes DIR/<figure>.json; report turns them into one table.
@@ -38,6 +39,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage: bench SUBCOMMAND [flags]
 
 figures:     files, endpoints, exposition, kube, growth, soak
+comparison:  peers (certwatch beside the exporters users run today)
 summary:     report
 internal:    files-one, kube-one, farm, tlsfloor (started by the figures)
 
@@ -64,6 +66,7 @@ func main() {
 		"report":     runReport,
 		"dump":       runDump,
 		"zoo":        runZoo,
+		"peers":      runPeers,
 	}
 	run, ok := commands[cmd]
 	if !ok {
