@@ -260,7 +260,7 @@ func (c *chainInput) same(f *source.Finding) bool {
 	return sameSlice(c.certs, f.Certs) && sameSlice(c.keyPublics, f.KeyPublics) &&
 		sameSlice(c.verify.Extra, f.Verify.Extra) && c.verify.Roots == f.Verify.Roots &&
 		c.verify.RootsID == f.Verify.RootsID && c.verify.DNSName == f.Verify.DNSName &&
-		c.verify.ServerAuth == f.Verify.ServerAuth
+		c.verify.ServerAuth == f.Verify.ServerAuth && c.verify.Revocation == f.Verify.Revocation
 }
 
 func sameSlice[T any](a, b []T) bool {

@@ -71,10 +71,12 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 	}
 	leaves := pl.leaves(p.ServerAuth || p.SPIFFEID != "")
 	v.Roles = pl.roles(leaves)
-	v.Paths = make([][]*x509.Certificate, 0, len(leaves))
+	keepPaths := needsPaths(p)
 	for n, l := range leaves {
 		j := pl.judgeLeaf(l, p, now)
-		v.Paths = append(v.Paths, j.path)
+		if keepPaths {
+			v.Paths = append(v.Paths, j.path)
+		}
 		if na := earliestNotAfter(j.path); n == 0 || na.Before(v.ChainNotAfter) {
 			v.ChainNotAfter = na
 		}

@@ -136,6 +136,10 @@ func revokedDetail(c *x509.Certificate, a revocation.Answer) string {
 		a.RevokedAt.UTC().Format(time.RFC3339), why, by)
 }
 
+// needsPaths reports whether verdicts under p keep their leaves' paths,
+// which Revoke reads: endpoints may staple, and places may opt in to checks.
+func needsPaths(p source.VerifyParams) bool { return p.ServerAuth || p.Revocation.Any() }
+
 // issuerIn finds the certificate after cert in a path that holds it.
 func issuerIn(paths [][]*x509.Certificate, cert *x509.Certificate) *x509.Certificate {
 	for _, path := range paths {

@@ -239,3 +239,24 @@ func TestRevokeNotCached(t *testing.T) {
 		t.Fatalf("after the hold was lifted: %s", r)
 	}
 }
+
+// TestRevocationOptInAfterJudging: a chain judged without revocation checks
+// (its verdict keeps no paths, to save memory) and then opted in, as a
+// reload does, is checked at once rather than when its cached verdict
+// expires.
+func TestRevocationOptInAfterJudging(t *testing.T) {
+	t.Parallel()
+	chain := testpki.NewChain(t, testpki.Options{})
+	in := inspect.NewInspector(nil)
+	in.SetRevocations(&answers{about: map[*x509.Certificate][]revocation.Answer{
+		chain.Leaf.Cert: {{Method: revocation.MethodCRL, Status: revocation.StatusRevoked, Reason: revocation.ReasonNone}}}})
+	c := inspect.Chain{Certs: testpki.Certs(chain.Leaf, chain.Intermediate), Verify: source.VerifyParams{Roots: testpki.Pool(chain.Root), RootsID: "t"}}
+	v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0])
+	if v.Reason != inspect.ReasonOK || v.Paths != nil || v.Revocation != nil {
+		t.Fatalf("without an opt-in: reason %s, paths %d, facts %+v", v.Reason, len(v.Paths), v.Revocation)
+	}
+	c.Verify.Revocation = source.Revocation{CRL: true}
+	if v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0]); v.Reason != inspect.ReasonRevoked {
+		t.Fatalf("after the opt-in: %s", v.Reason)
+	}
+}

@@ -70,8 +70,10 @@ type Verdict struct {
 	Roles []Role
 	// Paths are each leaf's chain as judged, leaf first: the verified chain
 	// up to its anchor, or the leaf's path through the certificates at hand
-	// when verification failed. Nil for a bundle of anchors. Shared between
-	// verdicts: do not modify.
+	// when verification failed. Kept only where revocation is judged (an
+	// endpoint, which may staple, or a place that opted in to checks):
+	// elsewhere they would cost memory for every place to no use. Nil for a
+	// bundle of anchors. Shared between verdicts: do not modify.
 	Paths [][]*x509.Certificate
 	// Revocation is what is known of the revocation of the place's
 	// certificates; nil when the place stapled nothing and opted in to no
@@ -218,6 +220,8 @@ func cacheKey(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source
 	b = strconv.AppendBool(b, p.ServerAuth)
 	b = append(b, '|')
 	b = append(b, p.SPIFFEID...)
+	b = append(b, '|')
+	b = strconv.AppendBool(b, needsPaths(p)) // a verdict with paths, or without
 	b = append(b, '|')
 	h.Write(b)
 	for _, c := range p.Extra {
