@@ -57,6 +57,7 @@ func runPeers(args []string) {
 	x509Src := fs.String("x509-src", "", "source checkout of enix/x509-certificate-exporter "+peerX509.version)
 	sslBin := fs.String("ssl", "", "ssl_exporter binary (built from -ssl-src into the tool cache when empty)")
 	sslSrc := fs.String("ssl-src", "", "source checkout of ribbybibby/ssl_exporter "+peerSSL.version)
+	fs.DurationVar(&coldLimit, "cold-limit", 10*time.Minute, "longest wait for an exporter's first complete answer; one that misses it is left out of the case")
 	bbBin := fs.String("blackbox", "", "blackbox_exporter binary (built from the module proxy into the tool cache when empty)")
 	parseFlags(fs, args)
 
@@ -111,6 +112,9 @@ func runPeers(args []string) {
 	fig.save(c.results)
 	printPeersTable(fig)
 }
+
+// coldLimit is how long an exporter may take to its first complete answer.
+var coldLimit = 10 * time.Minute
 
 func commitNote(p peerSpec) string {
 	if p.commit == "" {
@@ -338,11 +342,12 @@ type peerCase struct {
 }
 
 // coldStart starts the exporter and returns it with the time from process
-// start until its first complete answer.
-func (pc peerCase) coldStart() (*peerProcess, time.Duration, peerAnswer) {
-	p := pc.start()
+// start until its first complete answer; ok is false when none came within
+// limit (the process is stopped then).
+func (pc peerCase) coldStart(limit time.Duration) (p *peerProcess, cold time.Duration, e peerAnswer, ok bool) {
+	p = pc.start()
 	p.waitListening()
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := p.started.Add(limit)
 	for {
 		if pc.readyPath != "" {
 			for {
@@ -351,21 +356,29 @@ func (pc peerCase) coldStart() (*peerProcess, time.Duration, peerAnswer) {
 					break
 				}
 				if time.Now().After(deadline) {
-					fatalf("%s never ready: %s", pc.name, p.stderr.String())
+					logf("%s: %s still %d after %v", pc.name, pc.readyPath, code, limit)
+					p.stop()
+					return p, 0, e, false
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
-		ok, e, _ := pc.answer(p)
-		if ok {
-			return p, time.Since(p.started), e
+		complete, e, _ := pc.answer(p)
+		if complete {
+			return p, time.Since(p.started), e, true
 		}
 		if time.Now().After(deadline) {
-			fatalf("%s never gave a complete answer (%d series): %s", pc.name, e.own, p.stderr.String())
+			logf("%s: no complete answer after %v (%d series)", pc.name, limit, e.own)
+			p.stop()
+			return p, 0, e, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// peerTimeouts records the exporters that gave no complete answer within
+// the cold-start limit; they are left out of later rounds of that case.
+type peerTimeouts map[string]time.Duration
 
 // ---- files ----
 
@@ -470,9 +483,20 @@ func peersFiles(fig *Figure, c *common, t *tree, n, scrapes int, bin string, pee
 	}
 
 	runs := make(map[string][]peerRun)
+	timeouts := peerTimeouts{}
 	for r := range c.runs {
 		for _, pc := range cases {
-			p, cold, e := pc.coldStart()
+			if _, gone := timeouts[pc.name]; gone {
+				continue
+			}
+			p, cold, e, ok := pc.coldStart(coldLimit)
+			if !ok {
+				if pc.name == "certwatch" {
+					fatalf("certwatch gave no complete answer within %v (-cold-limit)", coldLimit)
+				}
+				timeouts[pc.name] = coldLimit
+				continue
+			}
 			pc.answer(p) // one warm-up answer: caches filled, as after any first scrape
 			var walls []float64
 			cpu0 := procCPU(p.pid())
@@ -492,7 +516,7 @@ func peersFiles(fig *Figure, c *common, t *tree, n, scrapes int, bin string, pee
 				cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
 		}
 	}
-	addPeerRows(fig, cs, n, "file", cases, runs, false)
+	addPeerRows(fig, cs, n, "file", cases, runs, timeouts, false)
 }
 
 // ---- endpoints ----
@@ -590,9 +614,20 @@ func peersEndpoints(fig *Figure, c *common, ks []int, scrapes, conc int, bin str
 		}
 
 		runs := make(map[string][]peerRun)
+		timeouts := peerTimeouts{}
 		for r := range c.runs {
 			for _, pc := range cases {
-				p, cold, e := pc.coldStart()
+				if _, gone := timeouts[pc.name]; gone {
+					continue
+				}
+				p, cold, e, ok := pc.coldStart(coldLimit)
+				if !ok {
+					if pc.name == "certwatch" {
+						fatalf("certwatch gave no complete answer within %v (-cold-limit)", coldLimit)
+					}
+					timeouts[pc.name] = coldLimit
+					continue
+				}
 				var walls []float64
 				cpu0 := procCPU(p.pid())
 				for range sweeps {
@@ -634,7 +669,7 @@ func peersEndpoints(fig *Figure, c *common, ks []int, scrapes, conc int, bin str
 					cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
 			}
 		}
-		addPeerRows(fig, cs, k, "endpoint", cases, runs, true)
+		addPeerRows(fig, cs, k, "endpoint", cases, runs, timeouts, true)
 	}
 }
 
@@ -643,7 +678,7 @@ func peersEndpoints(fig *Figure, c *common, ks []int, scrapes, conc int, bin str
 // addPeerRows prints every measure of every exporter, each peer's row with
 // certwatch as its reference (ratio = the median of the per-round ratios
 // peer/certwatch) and PASS/FAIL for the targets.
-func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCase, runs map[string][]peerRun, endpoints bool) {
+func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCase, runs map[string][]peerRun, timeouts peerTimeouts, endpoints bool) {
 	type measure struct {
 		name, unit string
 		get        func(peerRun) float64
@@ -672,6 +707,18 @@ func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCas
 		cw := samples("certwatch", m.get)
 		fig.add(measured(cs, "certwatch: "+m.name, m.unit, cw))
 		for _, pc := range cases[1:] {
+			if limit, gone := timeouts[pc.name]; gone {
+				if m.strict { // the cold start: the limit is a lower bound
+					v := limit.Seconds()
+					if coldUnit == "ms" {
+						v *= 1000
+					}
+					row := measured(cs, pc.name+": "+m.name, m.unit, []float64{v}).withFloor("certwatch", cw).
+						note("no complete answer within %v: the value and ratio are lower bounds; its other measures are left out", limit)
+					fig.add(row.target("certwatch faster (ratio > 1)", row.Ratio > 1))
+				}
+				continue
+			}
 			ps := samples(pc.name, m.get)
 			var ratios []float64
 			for i := range min(len(ps), len(cw)) {
