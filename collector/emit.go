@@ -86,7 +86,7 @@ func chainsOf(places []*source.Finding) []inspect.Chain {
 
 // chainOf is what the inspector judges of a place.
 func chainOf(f *source.Finding) inspect.Chain {
-	return inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify, Staple: f.OCSPStaple}
+	return inspect.Chain{Certs: f.Certs, KeyPublics: f.KeyPublics, Verify: f.Verify, Staple: f.Staple()}
 }
 
 func (e *Exporter) newEmitter(ch chan<- prometheus.Metric) *emitter {

@@ -51,7 +51,7 @@ var (
 // series of the CRLs found there.
 func placeSamples(out []source.Sample, f *source.Finding, v inspect.Verdict) []source.Sample {
 	if f.TLS != nil && f.Source == source.KindEndpoint {
-		out = appendSample(out, f, nameOCSPStapled, helpOCSPStapled, targetLabels, []string{f.Source, f.Target}, boolValue(len(f.OCSPStaple) > 0))
+		out = appendSample(out, f, nameOCSPStapled, helpOCSPStapled, targetLabels, []string{f.Source, f.Target}, boolValue(len(f.Staple()) > 0))
 	}
 	if rf := v.Revocation; rf != nil {
 		if rf.StapleErr != nil {

@@ -71,11 +71,12 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 	}
 	leaves := pl.leaves(p.ServerAuth || p.SPIFFEID != "")
 	v.Roles = pl.roles(leaves)
+	var paths [][]*x509.Certificate
 	keepPaths := needsPaths(p)
 	for n, l := range leaves {
 		j := pl.judgeLeaf(l, p, now)
 		if keepPaths {
-			v.Paths = append(v.Paths, j.path)
+			paths = append(paths, j.path)
 		}
 		if na := earliestNotAfter(j.path); n == 0 || na.Before(v.ChainNotAfter) {
 			v.ChainNotAfter = na
@@ -89,6 +90,9 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 				v.Detail = fmt.Sprintf("leaf %q (%d of %d): %s", nameOf(pl.certs[l]), n+1, len(leaves), j.detail)
 			}
 		}
+	}
+	if paths != nil {
+		v.paths = &paths
 	}
 	if v.Reason == ReasonOK {
 		leafCerts := make([]*x509.Certificate, len(leaves))

@@ -85,7 +85,7 @@ func (in *Inspector) Revoke(c Chain, v Verdict) Verdict {
 
 	if len(c.Staple) > 0 {
 		leaf := c.Certs[0]
-		if issuer := issuerIn(v.Paths, leaf); issuer == nil {
+		if issuer := issuerIn(v.Paths(), leaf); issuer == nil {
 			facts.StapleErr = source.Errorf(source.ClassUnknown, "the issuer of %q is not known, so its stapled OCSP response cannot be verified", nameOf(leaf))
 		} else if a, err := in.staples.judge(c.Staple, leaf, issuer); err != nil {
 			facts.StapleErr = err
@@ -97,7 +97,7 @@ func (in *Inspector) Revoke(c Chain, v Verdict) Verdict {
 
 	if active != nil && c.Verify.Revocation.Any() {
 		done := map[*x509.Certificate]bool{}
-		for _, path := range v.Paths {
+		for _, path := range v.Paths() {
 			for k := 0; k+1 < len(path); k++ {
 				cert, issuer := path[k], path[k+1]
 				if done[cert] {

@@ -252,8 +252,8 @@ func TestRevocationOptInAfterJudging(t *testing.T) {
 		chain.Leaf.Cert: {{Method: revocation.MethodCRL, Status: revocation.StatusRevoked, Reason: revocation.ReasonNone}}}})
 	c := inspect.Chain{Certs: testpki.Certs(chain.Leaf, chain.Intermediate), Verify: source.VerifyParams{Roots: testpki.Pool(chain.Root), RootsID: "t"}}
 	v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0])
-	if v.Reason != inspect.ReasonOK || v.Paths != nil || v.Revocation != nil {
-		t.Fatalf("without an opt-in: reason %s, paths %d, facts %+v", v.Reason, len(v.Paths), v.Revocation)
+	if v.Reason != inspect.ReasonOK || v.Paths() != nil || v.Revocation != nil {
+		t.Fatalf("without an opt-in: reason %s, paths %d, facts %+v", v.Reason, len(v.Paths()), v.Revocation)
 	}
 	c.Verify.Revocation = source.Revocation{CRL: true}
 	if v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0]); v.Reason != inspect.ReasonRevoked {

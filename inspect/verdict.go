@@ -68,17 +68,26 @@ type Verdict struct {
 	// Roles holds the role of each of the place's certificates, in the
 	// place's order. It is shared between verdicts: do not modify it.
 	Roles []Role
-	// Paths are each leaf's chain as judged, leaf first: the verified chain
-	// up to its anchor, or the leaf's path through the certificates at hand
-	// when verification failed. Kept only where revocation is judged (an
-	// endpoint, which may staple, or a place that opted in to checks):
-	// elsewhere they would cost memory for every place to no use. Nil for a
-	// bundle of anchors. Shared between verdicts: do not modify.
-	Paths [][]*x509.Certificate
 	// Revocation is what is known of the revocation of the place's
 	// certificates; nil when the place stapled nothing and opted in to no
 	// check. Set by Revoke, never cached with the verdict.
 	Revocation *RevocationFacts
+	// paths are what Paths returns, behind a pointer: verdicts are held
+	// for every place, three times over (caches and the snapshot).
+	paths *[][]*x509.Certificate
+}
+
+// Paths are each leaf's chain as judged, leaf first: the verified chain up
+// to its anchor, or the leaf's path through the certificates at hand when
+// verification failed. Kept only where revocation is judged (an endpoint,
+// which may staple, or a place that opted in to checks): elsewhere they
+// would cost memory for every place to no use. Nil for a bundle of
+// anchors. Shared between verdicts: do not modify.
+func (v Verdict) Paths() [][]*x509.Certificate {
+	if v.paths == nil {
+		return nil
+	}
+	return *v.paths
 }
 
 // Valid reports whether the chain verified without reservation.

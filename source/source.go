@@ -43,6 +43,9 @@ type TLSState struct {
 	CipherSuite       string
 	HandshakeDuration time.Duration
 	ServerName        string // the name sent as SNI and used for hostname verification
+	// OCSPStaple is the OCSP response the endpoint stapled to its
+	// handshake; nil when it stapled none.
+	OCSPStaple []byte
 }
 
 // Finding is everything one source learned about one place during one
@@ -58,13 +61,19 @@ type Finding struct {
 	// Verify says how the chain at this place is to be verified.
 	Verify VerifyParams
 	TLS    *TLSState // endpoints only
-	// OCSPStaple is the OCSP response the endpoint stapled to its
-	// handshake; nil when it stapled none (endpoints only).
-	OCSPStaple []byte
 	// CRLs are the certificate revocation lists found at the place, with
 	// or without certificates beside them.
 	CRLs []CRL
 	Err  error // nil when Certs were read; wrap with Classify for the class
+}
+
+// Staple is the OCSP response an endpoint stapled; nil for other places.
+// It lives in TLSState: findings of files are many, and carry none.
+func (f *Finding) Staple() []byte {
+	if f.TLS == nil {
+		return nil
+	}
+	return f.TLS.OCSPStaple
 }
 
 // CRL is what a certificate revocation list says about itself. Its entries

@@ -245,18 +245,17 @@ func (p *Prober) leave(key string, c *call) {
 
 // probeResult is what one probe of a target learned.
 type probeResult struct {
-	at     time.Time
-	certs  []*x509.Certificate
-	tls    *source.TLSState
-	staple []byte // the stapled OCSP response; nil when none (or dropped as too large)
-	err    error
+	at    time.Time
+	certs []*x509.Certificate
+	tls   *source.TLSState
+	err   error
 }
 
 // fill copies the result into a finding. Findings of one probe (joined
-// scrapes, a remembered result) share the staple's bytes: they are read,
-// never written.
+// scrapes, a remembered result) share its TLS state, the staple's bytes
+// included: they are read, never written.
 func (r probeResult) fill(f source.Finding) source.Finding {
-	f.Certs, f.TLS, f.OCSPStaple, f.Err = r.certs, r.tls, r.staple, r.err
+	f.Certs, f.TLS, f.Err = r.certs, r.tls, r.err
 	return f
 }
 
@@ -292,7 +291,8 @@ func (p *Prober) run(ctx context.Context, target, serverName string, m *module, 
 		r.err = err
 		return r
 	}
-	r.certs, r.tls, r.staple = state.certs, &state.tls, state.staple
+	r.certs, r.tls = state.certs, &state.tls
+	r.tls.OCSPStaple = state.staple
 	if state.stapleDropped > 0 {
 		p.logger.Warn("Stapled OCSP response ignored: too large", "kind", source.KindEndpoint, "target", target,
 			"module", m.name, "bytes", state.stapleDropped, "limit", maxStapleSize)

@@ -169,7 +169,7 @@ http {
 				// nginx asks the responder at the first handshake that
 				// wants a staple and staples from a later one on.
 				deadline := time.Now().Add(20 * time.Second)
-				for f.Err == nil && f.OCSPStaple == nil && time.Now().Before(deadline) {
+				for f.Err == nil && f.Staple() == nil && time.Now().Before(deadline) {
 					time.Sleep(200 * time.Millisecond)
 					f = nginxProbe(t, pki, target)
 				}
@@ -181,13 +181,13 @@ http {
 			if wantVersion := map[bool]string{false: "TLS 1.3", true: "TLS 1.2"}[s.tls12]; f.TLS.Version != wantVersion {
 				t.Errorf("negotiated %s, want %s", f.TLS.Version, wantVersion)
 			}
-			if f.OCSPStaple == nil {
+			if f.Staple() == nil {
 				t.Fatal("the finding carries no staple")
 			}
-			if s.want != nil && !bytes.Equal(f.OCSPStaple, s.want) {
-				t.Fatalf("the finding's staple (%d bytes) is not the file nginx staples (%d bytes)", len(f.OCSPStaple), len(s.want))
+			if s.want != nil && !bytes.Equal(f.Staple(), s.want) {
+				t.Fatalf("the finding's staple (%d bytes) is not the file nginx staples (%d bytes)", len(f.Staple()), len(s.want))
 			}
-			nginxCheckStaple(t, f.OCSPStaple, leaf.Cert, inter.Cert, s.status)
+			nginxCheckStaple(t, f.Staple(), leaf.Cert, inter.Cert, s.status)
 		})
 	}
 }

@@ -102,17 +102,17 @@ func TestProbeStaple(t *testing.T) {
 			f, _ := epProbe(p, tc.target(t), 10*time.Second)
 			if tc.class != "" {
 				epWantClass(t, f, tc.class)
-				if f.OCSPStaple != nil {
-					t.Errorf("a failed probe carries a staple of %d bytes", len(f.OCSPStaple))
+				if f.Staple() != nil {
+					t.Errorf("a failed probe carries a staple of %d bytes", len(f.Staple()))
 				}
 				return
 			}
 			epWantChain(t, f, chain.Leaf, chain.Intermediate)
 			switch {
-			case tc.want == nil && f.OCSPStaple != nil:
-				t.Errorf("OCSPStaple has %d bytes, want nil", len(f.OCSPStaple))
-			case !bytes.Equal(f.OCSPStaple, tc.want):
-				t.Errorf("OCSPStaple has %d bytes, want the %d stapled", len(f.OCSPStaple), len(tc.want))
+			case tc.want == nil && f.Staple() != nil:
+				t.Errorf("OCSPStaple has %d bytes, want nil", len(f.Staple()))
+			case !bytes.Equal(f.Staple(), tc.want):
+				t.Errorf("OCSPStaple has %d bytes, want the %d stapled", len(f.Staple()), len(tc.want))
 			}
 			if logs.String() != "" {
 				t.Errorf("unexpected log:\n%s", logs)
@@ -138,8 +138,8 @@ func TestProbeStapleRemembered(t *testing.T) {
 	probed, _ := epProbe(p, srv.Addr(), 5*time.Second)
 	for i, f := range []source.Finding{first[0], second[0], probed} {
 		epWantChain(t, f, chain.Leaf, chain.Intermediate)
-		if !bytes.Equal(f.OCSPStaple, revoked) {
-			t.Errorf("finding %d: OCSPStaple has %d bytes, want the %d stapled", i, len(f.OCSPStaple), len(revoked))
+		if !bytes.Equal(f.Staple(), revoked) {
+			t.Errorf("finding %d: OCSPStaple has %d bytes, want the %d stapled", i, len(f.Staple()), len(revoked))
 		}
 	}
 	select {
