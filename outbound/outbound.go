@@ -150,6 +150,16 @@ func canonicalHostPort(hostport, defaultPort string) string {
 	return net.JoinHostPort(strings.ToLower(host), port)
 }
 
+// HostPort is raw's host:port as the rules see it (the host lower-cased,
+// the scheme's default port filled in); "" when raw does not parse.
+func HostPort(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return urlHostPort(u)
+}
+
 // urlHostPort is u's host:port, the scheme's default port filled in.
 func urlHostPort(u *url.URL) string {
 	port := u.Port()

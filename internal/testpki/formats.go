@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
@@ -11,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +23,24 @@ import (
 
 // This file encodes generated certificates and keys in the container formats
 // certificate files come in: DER, the PEM key forms, OpenSSL's trusted
-// certificate form, PKCS#12, Java keystores and kubeconfig files.
+// certificate form, PKCS#12, Java keystores and kubeconfig files; and CRLs.
+
+// CRL returns a DER CRL issued by ca with the given CRL number, valid from
+// an hour ago for a day, listing serials revoked a minute ago.
+func CRL(t testing.TB, ca *Cert, number int64, serials ...int64) []byte {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Second)
+	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: now.Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
 
 // DER returns the certificates' DER encodings concatenated.
 func DER(certs ...*Cert) []byte {

@@ -1,33 +1,13 @@
 package files
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/source"
 )
-
-// newCRL makes a DER CRL issued by ca with the given number, listing
-// serials.
-func newCRL(t *testing.T, ca *testpki.Cert, number int64, serials ...int64) []byte {
-	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour)}
-	for _, s := range serials {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: now.Add(-time.Minute)})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
 
 // TestCollectCRLs: files holding CRLs, alone or beside certificates, in PEM
 // or DER, are findings with CRLs, found by a walk like certificates; a
@@ -35,8 +15,8 @@ func newCRL(t *testing.T, ca *testpki.Cert, number int64, serials ...int64) []by
 func TestCollectCRLs(t *testing.T) {
 	chain := testpki.NewChain(t, testpki.Options{})
 	root, inter := chain.Root, chain.Intermediate
-	rootCRL := newCRL(t, root, 11, 1, 2, 3)
-	interCRL := newCRL(t, inter, 12, 9)
+	rootCRL := testpki.CRL(t, root, 11, 1, 2, 3)
+	interCRL := testpki.CRL(t, inter, 12, 9)
 	dir := t.TempDir()
 	write(t, dir, "d/root.crl", rootCRL)                                                       // DER
 	write(t, dir, "d/inter-crl.pem", pemBlock("X509 CRL", interCRL))                           // PEM, CRL only

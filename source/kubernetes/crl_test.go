@@ -1,13 +1,9 @@
 package kubernetes
 
 import (
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,21 +14,6 @@ import (
 	"github.com/certwatch/certwatch/shard"
 )
 
-func newCRL(t *testing.T, ca *testpki.Cert, number int64, serials ...int64) []byte {
-	t.Helper()
-	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour)}
-	for _, s := range serials {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: now.Add(-time.Minute)})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
 func crlPEM(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}) }
 
 // TestObjectsWithCRLs: Secret and ConfigMap values holding CRLs, alone or
@@ -40,8 +21,8 @@ func crlPEM(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "X50
 // holding only a CRL does not replace the roots tls.crt is verified with.
 func TestObjectsWithCRLs(t *testing.T) {
 	chain := testpki.NewChain(t, testpki.Options{})
-	rootCRL := newCRL(t, chain.Root, 21, 5, 6)
-	interCRL := newCRL(t, chain.Intermediate, 22)
+	rootCRL := testpki.CRL(t, chain.Root, 21, 5, 6)
+	interCRL := testpki.CRL(t, chain.Intermediate, 22)
 	cfg := config.Kubernetes{
 		Secrets:    &config.SecretWatch{Types: []string{"kubernetes.io/tls", "Opaque"}, KeyPatterns: append([]string{"*.crl"}, config.DefaultSecretKeyPatterns...)},
 		ConfigMaps: &config.ConfigMapWatch{KeyPatterns: []string{"*.pem"}},

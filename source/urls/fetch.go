@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,25 +103,8 @@ type fetchState struct {
 }
 
 func newFetcher(spec fetchSpec, p *pacer, logger *slog.Logger) *fetcher {
-	return &fetcher{spec: spec, hostport: hostPort(spec.url), pacer: p, done: make(chan struct{}),
+	return &fetcher{spec: spec, hostport: outbound.HostPort(spec.url), pacer: p, done: make(chan struct{}),
 		logger: logger.With("kind", source.KindURL, "target", spec.url)}
-}
-
-// hostPort is the host:port of raw, the scheme's default port filled in
-// ("" when raw does not parse: the configuration has refused such URLs).
-func hostPort(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func (f *fetcher) start() {
