@@ -791,6 +791,9 @@ func printPeersTable(fig *Figure) {
 				cells = append(cells, fmtValue(r.Value, r.Unit))
 			default:
 				cell := fmt.Sprintf("%s (%.2f×)", fmtValue(r.Value, r.Unit), r.Ratio)
+				if strings.Contains(r.Note, "lower bound") {
+					cell = "≥ " + cell + ", never complete"
+				}
 				if r.Pass != nil {
 					cell += " " + passFail(*r.Pass)
 				}
