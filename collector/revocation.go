@@ -53,7 +53,7 @@ func placeSamples(out []source.Sample, f *source.Finding, v inspect.Verdict) []s
 	if f.TLS != nil && f.Source == source.KindEndpoint {
 		out = appendSample(out, f, nameOCSPStapled, helpOCSPStapled, targetLabels, []string{f.Source, f.Target}, boolValue(len(f.Staple()) > 0))
 	}
-	if rf := v.Revocation; rf != nil {
+	if rf := v.Revocation(); rf != nil {
 		if rf.StapleErr != nil {
 			out = appendSample(out, f, nameStapleError, helpStapleError, []string{"source", "target", "class"},
 				[]string{f.Source, f.Target, string(source.ClassOf(rf.StapleErr))}, 1)

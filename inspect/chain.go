@@ -92,7 +92,7 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 		}
 	}
 	if paths != nil {
-		v.paths = &paths
+		v.rev = &revocationState{paths: paths}
 	}
 	if v.Reason == ReasonOK {
 		leafCerts := make([]*x509.Certificate, len(leaves))

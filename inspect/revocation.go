@@ -116,7 +116,7 @@ func (in *Inspector) Revoke(c Chain, v Verdict) Verdict {
 		v.Reason = ReasonRevoked
 		v.Detail = limitString(revokedDetail(revokedCert, revokedBy), MaxDetailBytes)
 	}
-	v.Revocation = facts
+	v.rev = &revocationState{paths: v.Paths(), facts: facts}
 	return v
 }
 

@@ -94,7 +94,7 @@ func TestRevokeStaple(t *testing.T) {
 			if !strings.Contains(v.Detail, tc.wantDetail) {
 				t.Errorf("detail %q does not contain %q", v.Detail, tc.wantDetail)
 			}
-			rf := v.Revocation
+			rf := v.Revocation()
 			if rf == nil || !rf.Stapled {
 				t.Fatalf("revocation facts %+v, want stapled", rf)
 			}
@@ -180,13 +180,13 @@ func TestRevokeActive(t *testing.T) {
 				t.Errorf("asked %v, want %d lookups", table.asked, tc.wantAsked)
 			}
 			if !tc.opt.Any() {
-				if v.Revocation != nil {
-					t.Errorf("facts %+v for a place that opted in to nothing", v.Revocation)
+				if v.Revocation() != nil {
+					t.Errorf("facts %+v for a place that opted in to nothing", v.Revocation())
 				}
 				return
 			}
 			var got []int
-			for _, ca := range v.Revocation.Certs {
+			for _, ca := range v.Revocation().Certs {
 				got = append(got, ca.Index)
 			}
 			if len(got) != len(tc.answered) || (len(got) > 0 && !equalInts(got, tc.answered)) {
@@ -252,8 +252,8 @@ func TestRevocationOptInAfterJudging(t *testing.T) {
 		chain.Leaf.Cert: {{Method: revocation.MethodCRL, Status: revocation.StatusRevoked, Reason: revocation.ReasonNone}}}})
 	c := inspect.Chain{Certs: testpki.Certs(chain.Leaf, chain.Intermediate), Verify: source.VerifyParams{Roots: testpki.Pool(chain.Root), RootsID: "t"}}
 	v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0])
-	if v.Reason != inspect.ReasonOK || v.Paths() != nil || v.Revocation != nil {
-		t.Fatalf("without an opt-in: reason %s, paths %d, facts %+v", v.Reason, len(v.Paths()), v.Revocation)
+	if v.Reason != inspect.ReasonOK || v.Paths() != nil || v.Revocation() != nil {
+		t.Fatalf("without an opt-in: reason %s, paths %d, facts %+v", v.Reason, len(v.Paths()), v.Revocation())
 	}
 	c.Verify.Revocation = source.Revocation{CRL: true}
 	if v := in.Revoke(c, in.JudgeAll([]inspect.Chain{c})[0]); v.Reason != inspect.ReasonRevoked {

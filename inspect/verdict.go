@@ -68,13 +68,26 @@ type Verdict struct {
 	// Roles holds the role of each of the place's certificates, in the
 	// place's order. It is shared between verdicts: do not modify it.
 	Roles []Role
-	// Revocation is what is known of the revocation of the place's
-	// certificates; nil when the place stapled nothing and opted in to no
-	// check. Set by Revoke, never cached with the verdict.
-	Revocation *RevocationFacts
-	// paths are what Paths returns, behind a pointer: verdicts are held
-	// for every place, three times over (caches and the snapshot).
-	paths *[][]*x509.Certificate
+	// rev holds what Paths and Revocation return, behind one pointer, nil
+	// for most places: verdicts are held for every place, three times over
+	// (the verdict cache, the rendered-place cache and the snapshot).
+	rev *revocationState
+}
+
+// revocationState is a verdict's part about revocation.
+type revocationState struct {
+	paths [][]*x509.Certificate
+	facts *RevocationFacts
+}
+
+// Revocation is what is known of the revocation of the place's
+// certificates; nil when the place stapled nothing and opted in to no
+// check. Set by Revoke, never cached with the verdict.
+func (v Verdict) Revocation() *RevocationFacts {
+	if v.rev == nil {
+		return nil
+	}
+	return v.rev.facts
 }
 
 // Paths are each leaf's chain as judged, leaf first: the verified chain up
@@ -84,10 +97,10 @@ type Verdict struct {
 // would cost memory for every place to no use. Nil for a bundle of
 // anchors. Shared between verdicts: do not modify.
 func (v Verdict) Paths() [][]*x509.Certificate {
-	if v.paths == nil {
+	if v.rev == nil {
 		return nil
 	}
-	return *v.paths
+	return v.rev.paths
 }
 
 // Valid reports whether the chain verified without reservation.

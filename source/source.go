@@ -113,6 +113,11 @@ type VerifyParams struct {
 	// and server certificates alike, in any order: they accept any usage and
 	// their leaves are found by who issued whom.
 	ServerAuth bool
+	// Revocation says which active revocation checks the place opted in
+	// to. A stapled OCSP response is judged whatever it says. (It sits
+	// beside ServerAuth, in the padding after it: every finding holds
+	// these parameters.)
+	Revocation Revocation
 	// SPIFFEID, when set, says the place is an X.509-SVID issued for this
 	// SPIFFE ID: the first certificate is the leaf, and it must carry this
 	// ID as its only URI name and be usable as an SVID.
@@ -120,9 +125,6 @@ type VerifyParams struct {
 	// RootsID identifies Roots for caching verdicts ("system" or the CA
 	// file's content hash).
 	RootsID string
-	// Revocation says which active revocation checks the place opted in
-	// to. A stapled OCSP response is judged whatever it says.
-	Revocation Revocation
 }
 
 // Revocation is the active revocation checks of a module, file group or
