@@ -18,6 +18,7 @@
 #                                   (default ~/.cache/certwatch/bench)
 #   CERTWATCH_BENCH_PROFILE=0       skip the pprof profiles of the exporter
 #   CERTWATCH_SKIP_KUBE_TESTS=1     skip the Kubernetes figure (no kube-apiserver/etcd)
+#   CERTWATCH_SKIP_PEERS=1          skip the side-by-side figure (bench peers)
 #
 # The machine should be otherwise idle: figures are CPU-bound, and floors are
 # interleaved with the exporter's runs so that noise hits both alike.
@@ -76,6 +77,17 @@ else
 fi
 figure growth -scrapes "$SCRAPES" "${COMMON[@]}"
 figure soak -scrapes "$SOAK" -certwatch "$OUT/certwatch" "${COMMON[@]}"
+# Side by side with the exporters users run today, when their binaries are
+# in the tool cache or their sources where scripts/peers.sh looks for them
+# (CERTWATCH_SKIP_PEERS=1 skips it). Its table is printed with the figure.
+if [ "${CERTWATCH_SKIP_PEERS:-}" = 1 ]; then
+	step "figure: peers skipped (CERTWATCH_SKIP_PEERS=1)"
+elif scripts/peers.sh | awk '$3 == "-" { missing = 1 } END { exit missing }'; then
+	PEER_SIZES=(-files "$FILES" -endpoints "$ENDPOINTS")
+	figure peers "${PEER_SIZES[@]}" -certwatch "$OUT/certwatch" "${COMMON[@]}"
+else
+	step "figure: peers skipped: a peer exporter could not be built (see scripts/peers.sh and bench/README.md)"
+fi
 
 step "report ($MODE run, $RUNS runs per measurement, $((SECONDS - start)) s in all)"
 "$OUT/bench" report -results "$OUT" | tee "$OUT/report.md"
