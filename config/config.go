@@ -66,7 +66,8 @@ var StartTLSProtocols = []string{"smtp", "imap", "pop3", "ftp", "ldap", "postgre
 var ReservedLabels = []string{"source", "target", "key", "index", "subject_cn", "issuer_cn", "reason",
 	"class", "version", "cipher", "collector", "serial", "fingerprint_sha256", "dns_names", "ip_addresses",
 	"uris", "email_addresses", "key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed",
-	"subject", "issuer", "module", "job", "instance", "kube_namespace", "certmanager_certificate"}
+	"subject", "issuer", "module", "job", "instance", "kube_namespace", "certmanager_certificate",
+	"role", "method", "status", "url", "delta"}
 
 // Config is the whole configuration file.
 type Config struct {

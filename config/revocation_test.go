@@ -70,3 +70,16 @@ urls:
 		t.Errorf("the error repeats a URL's password: %v", err)
 	}
 }
+
+// TestLabelsCertwatchSets: extra labels may not take the names of the
+// labels certwatch's own series carry (role on certificate series; method,
+// status, url and delta on the revocation and CRL series), which would make
+// those series fail to build.
+func TestLabelsCertwatchSets(t *testing.T) {
+	for _, name := range []string{"role", "method", "status", "url", "delta"} {
+		_, err := Parse([]byte("files:\n  - paths: [/etc/pki/*.pem]\n    labels: {"+name+": x}\n"), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "files[0].labels."+name+": label \""+name+"\" is set by certwatch itself") {
+			t.Errorf("label %s: %v", name, err)
+		}
+	}
+}
