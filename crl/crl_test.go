@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/certwatch/certwatch/internal/testtools"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -236,9 +237,7 @@ func TestParseAgainstStdlib(t *testing.T) {
 // TestOpenSSL reads a CRL made by `openssl ca -gencrl` after revoking a
 // certificate for keyCompromise.
 func TestOpenSSL(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testtools.RequireTools(t, false, "openssl")
 	dir := t.TempDir()
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {

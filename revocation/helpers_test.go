@@ -26,6 +26,7 @@ import (
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/internal/testtools"
 	"github.com/certwatch/certwatch/source"
 )
 
@@ -181,9 +182,7 @@ type revoked struct {
 // openssl's defaults (now, and a week later).
 func opensslCRL(t testing.TB, ca *testpki.Cert, entries []revoked, lastUpdate, nextUpdate time.Time) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testtools.RequireTools(t, false, "openssl")
 	dir := t.TempDir()
 	testpki.WriteFile(t, dir, "ca.pem", testpki.PEM(ca))
 	testpki.WriteFile(t, dir, "ca.key", testpki.KeyPEM(t, ca.Key))

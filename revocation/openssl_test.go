@@ -13,6 +13,7 @@ import (
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/internal/testpki"
+	"github.com/certwatch/certwatch/internal/testtools"
 )
 
 // inNetns marks the copy of the test binary running inside a network
@@ -26,14 +27,7 @@ const inNetns = "CERTWATCH_TEST_IN_NETNS"
 // root): nothing it does can reach beyond it.
 func TestOpensslResponder(t *testing.T) {
 	if os.Getenv(inNetns) == "" {
-		for _, tool := range []string{"unshare", "ip", "openssl"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed", tool)
-			}
-		}
-		if os.Geteuid() != 0 {
-			t.Skip("a network namespace needs root")
-		}
+		testtools.RequireTools(t, true, "unshare", "ip", "openssl") // a network namespace needs root
 		cmd := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$0" "$@"`,
 			os.Args[0], "-test.run=^TestOpensslResponder$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), inNetns+"=1")

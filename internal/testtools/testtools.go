@@ -119,3 +119,34 @@ func FreeLoopbackPorts(t testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// DepsSkipEnv set to 1 skips, rather than fails, the tests whose Debian
+// packages or privileges are missing (.ci/install-test-deps.sh installs
+// the packages; the tests run as root).
+const DepsSkipEnv = "CERTWATCH_SKIP_DAEMON_TESTS"
+
+// RequireTools fails the test when a command it runs is not on the PATH,
+// pointing at the script that installs it, or skips it with DepsSkipEnv=1.
+// root also requires running as root (network namespaces, daemons).
+func RequireTools(t testing.TB, root bool, names ...string) {
+	t.Helper()
+	var missing []string
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	var msg string
+	switch {
+	case len(missing) > 0:
+		msg = strings.Join(missing, " and ") + " not installed"
+	case root && os.Geteuid() != 0:
+		msg = "not running as root"
+	default:
+		return
+	}
+	if os.Getenv(DepsSkipEnv) == "1" {
+		t.Skipf("%s (%s=1)", msg, DepsSkipEnv)
+	}
+	t.Fatalf("%s: run .ci/install-test-deps.sh as root and the tests as root, or set %s=1 to skip these tests", msg, DepsSkipEnv)
+}
