@@ -482,40 +482,25 @@ func peersFiles(fig *Figure, c *common, t *tree, n, scrapes int, bin string, pee
 		return
 	}
 
-	runs := make(map[string][]peerRun)
-	timeouts := peerTimeouts{}
-	for r := range c.runs {
-		for _, pc := range cases {
-			if _, gone := timeouts[pc.name]; gone {
-				continue
-			}
-			p, cold, e, ok := pc.coldStart(coldLimit)
+	runs, timeouts := peerRounds(c.runs, cases, coldLimit, func(r int, pc peerCase, p *peerProcess, cold time.Duration, e peerAnswer) peerRun {
+		pc.answer(p) // one warm-up answer: caches filled, as after any first scrape
+		var walls []float64
+		cpu0 := procCPU(p.pid())
+		for range scrapes {
+			ok, _, wall := pc.answer(p)
 			if !ok {
-				if pc.name == "certwatch" {
-					fatalf("certwatch gave no complete answer within %v (-cold-limit)", coldLimit)
-				}
-				timeouts[pc.name] = coldLimit
-				continue
+				fatalf("%s: a warm answer was incomplete", pc.name)
 			}
-			pc.answer(p) // one warm-up answer: caches filled, as after any first scrape
-			var walls []float64
-			cpu0 := procCPU(p.pid())
-			for range scrapes {
-				ok, _, wall := pc.answer(p)
-				if !ok {
-					fatalf("%s: a warm answer was incomplete", pc.name)
-				}
-				walls = append(walls, ms(wall))
-			}
-			cpu := procCPU(p.pid()) - cpu0
-			run := peerRun{cold: ms(cold), warm: median(walls), cpu: ms(cpu) / float64(scrapes),
-				rss: float64(procStatus(p.pid(), "VmRSS")) / (1 << 20), series: e.own, listen: ms(p.listen)}
-			p.stop()
-			runs[pc.name] = append(runs[pc.name], run)
-			logf("  %s round %d %s: cold %.0f ms, warm %.1f ms, %.1f ms CPU/scrape, RSS %.0f MiB, %d series",
-				cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
+			walls = append(walls, ms(wall))
 		}
-	}
+		cpu := procCPU(p.pid()) - cpu0
+		run := peerRun{cold: ms(cold), warm: median(walls), cpu: ms(cpu) / float64(scrapes),
+			rss: float64(procStatus(p.pid(), "VmRSS")) / (1 << 20), series: e.own, listen: ms(p.listen)}
+		p.stop()
+		logf("  %s round %d %s: cold %.0f ms, warm %.1f ms, %.1f ms CPU/scrape, RSS %.0f MiB, %d series",
+			cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
+		return run
+	})
 	addPeerRows(fig, cs, n, "file", cases, runs, timeouts, false)
 }
 
@@ -613,64 +598,76 @@ func peersEndpoints(fig *Figure, c *common, ks []int, scrapes, conc int, bin str
 			continue
 		}
 
-		runs := make(map[string][]peerRun)
-		timeouts := peerTimeouts{}
-		for r := range c.runs {
-			for _, pc := range cases {
-				if _, gone := timeouts[pc.name]; gone {
-					continue
-				}
-				p, cold, e, ok := pc.coldStart(coldLimit)
-				if !ok {
-					if pc.name == "certwatch" {
-						fatalf("certwatch gave no complete answer within %v (-cold-limit)", coldLimit)
-					}
-					timeouts[pc.name] = coldLimit
-					continue
-				}
-				var walls []float64
-				cpu0 := procCPU(p.pid())
-				for range sweeps {
-					_, _, wall := pc.answer(p)
-					walls = append(walls, wall.Seconds())
-				}
-				cpu := procCPU(p.pid()) - cpu0
-				run := peerRun{cold: cold.Seconds(), warm: median(walls), cpu: us(cpu) / float64(sweeps*k),
-					rss: float64(procStatus(p.pid(), "VmRSS")) / (1 << 20), series: e.own, listen: ms(p.listen)}
-				if pc.name == "certwatch" {
-					// The same process through /metrics, as most users run it:
-					// every endpoint in one scrape.
-					x := &exporterProcess{child: p.child, addr: p.addr, client: p.client}
-					cpu1 := procCPU(p.pid())
-					for range sweeps {
-						checkEndpoints(x.scrapeMetrics(10*time.Second), k, "steady /metrics")
-					}
-					run.extraCPU = us(procCPU(p.pid())-cpu1) / float64(sweeps*k)
-				}
-				p.stop()
-				if pc.name == "certwatch" {
-					// /metrics cold: a fresh process, start to first complete scrape.
-					q := startPeer("certwatch", bin, cwArgs)
-					q.waitListening()
-					x := &exporterProcess{child: q.child, addr: q.addr, client: q.client}
-					for {
-						code, body, _, err := x.get("/metrics", 10*time.Second)
-						if err == nil && code == http.StatusOK {
-							checkEndpoints(httpScrape{body: body}, k, "first /metrics")
-							break
-						}
-						time.Sleep(5 * time.Millisecond)
-					}
-					run.extraCold = time.Since(q.started).Seconds()
-					q.stop()
-				}
-				runs[pc.name] = append(runs[pc.name], run)
-				logf("  %s round %d %s: cold %.3f s, warm sweep %.3f s, %.0f µs CPU/probe, RSS %.0f MiB, %d series per probe",
-					cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
+		runs, timeouts := peerRounds(c.runs, cases, coldLimit, func(r int, pc peerCase, p *peerProcess, cold time.Duration, e peerAnswer) peerRun {
+			var walls []float64
+			cpu0 := procCPU(p.pid())
+			for range sweeps {
+				_, _, wall := pc.answer(p)
+				walls = append(walls, wall.Seconds())
 			}
-		}
+			cpu := procCPU(p.pid()) - cpu0
+			run := peerRun{cold: cold.Seconds(), warm: median(walls), cpu: us(cpu) / float64(sweeps*k),
+				rss: float64(procStatus(p.pid(), "VmRSS")) / (1 << 20), series: e.own, listen: ms(p.listen)}
+			if pc.name == "certwatch" {
+				// The same process through /metrics, as most users run it:
+				// every endpoint in one scrape.
+				x := &exporterProcess{child: p.child, addr: p.addr, client: p.client}
+				cpu1 := procCPU(p.pid())
+				for range sweeps {
+					checkEndpoints(x.scrapeMetrics(10*time.Second), k, "steady /metrics")
+				}
+				run.extraCPU = us(procCPU(p.pid())-cpu1) / float64(sweeps*k)
+			}
+			p.stop()
+			if pc.name == "certwatch" {
+				// /metrics cold: a fresh process, start to first complete scrape.
+				q := startPeer("certwatch", bin, cwArgs)
+				q.waitListening()
+				x := &exporterProcess{child: q.child, addr: q.addr, client: q.client}
+				for {
+					code, body, _, err := x.get("/metrics", 10*time.Second)
+					if err == nil && code == http.StatusOK {
+						checkEndpoints(httpScrape{body: body}, k, "first /metrics")
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				run.extraCold = time.Since(q.started).Seconds()
+				q.stop()
+			}
+			logf("  %s round %d %s: cold %.3f s, warm sweep %.3f s, %.0f µs CPU/probe, RSS %.0f MiB, %d series per probe",
+				cs, r+1, pc.name, run.cold, run.warm, run.cpu, run.rss, run.series)
+			return run
+		})
 		addPeerRows(fig, cs, k, "endpoint", cases, runs, timeouts, true)
 	}
+}
+
+// peerRounds runs rounds of the cases, the exporters in turn within each
+// round: each is started afresh and its cold start measured, then measure
+// takes the rest and stops it. An exporter with no complete answer within
+// coldLimit is left out from then on (certwatch may not be).
+func peerRounds(rounds int, cases []peerCase, coldLimit time.Duration,
+	measure func(r int, pc peerCase, p *peerProcess, cold time.Duration, e peerAnswer) peerRun) (map[string][]peerRun, peerTimeouts) {
+	runs := make(map[string][]peerRun)
+	timeouts := peerTimeouts{}
+	for r := range rounds {
+		for _, pc := range cases {
+			if _, gone := timeouts[pc.name]; gone {
+				continue
+			}
+			p, cold, e, ok := pc.coldStart(coldLimit)
+			if !ok {
+				if pc.name == "certwatch" {
+					fatalf("certwatch gave no complete answer within %v (-cold-limit)", coldLimit)
+				}
+				timeouts[pc.name] = coldLimit
+				continue
+			}
+			runs[pc.name] = append(runs[pc.name], measure(r, pc, p, cold, e))
+		}
+	}
+	return runs, timeouts
 }
 
 // ---- rows ----
