@@ -89,17 +89,6 @@ func (f *Fetch) applyDefaults() {
 	}
 }
 
-// DenyPrefixes returns Deny parsed; validate has refused what does not parse.
-func (f Fetch) DenyPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(f.Deny))
-	for _, d := range f.Deny {
-		if p, err := netip.ParsePrefix(d); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
-	return out
-}
-
 func (f Fetch) validate(fail func([]any, string, ...any)) {
 	// Counts and durations are checked by validateNumbers.
 	at := []any{"global", "revocation"}
