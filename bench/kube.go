@@ -55,43 +55,13 @@ func runKube(args []string) {
 	// Every Secret: tls.crt (leaf + intermediate), tls.key, ca.crt (root),
 	// a cert-manager annotation, and junk.bin of the namespace's size.
 	start := time.Now()
-	logf("issuing %d certificates", *n)
-	type secretData struct{ crt, key, ca string }
-	data := make([]secretData, *n)
-	parallelDo(*n, 2, func(i int) {
-		leaf, issuer := p.leaf(tb, i, false, fmt.Sprintf("app-%05d.bench.svc", i), nil)
-		data[i] = secretData{
-			crt: base64.StdEncoding.EncodeToString(testpki.PEM(leaf, issuer)),
-			key: base64.StdEncoding.EncodeToString(testpki.KeyPEM(tb, leaf.Key)),
-			ca:  base64.StdEncoding.EncodeToString(testpki.PEM(p.ecRoot)),
-		}
-	})
+	data := issueKubeSecrets(tb, p, *n)
 	sizes := []struct {
 		ns   string
 		junk int
 	}{{"bench-4k", 4 << 10}, {"bench-64k", 64 << 10}}
 	for _, sz := range sizes {
-		cluster.EnsureNamespace(tb, sz.ns)
-		logf("creating %d Secrets with %d KiB of junk in %s", *n, sz.junk>>10, sz.ns)
-		var created atomic.Int64
-		parallelDo(*n, *parallel, func(i int) {
-			junk := make([]byte, sz.junk)
-			_, _ = rand.Read(junk)
-			name := fmt.Sprintf("tls-%05d", i)
-			body := map[string]any{
-				"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-				"metadata": map[string]any{"name": name, "annotations": map[string]string{"cert-manager.io/certificate-name": name}},
-				"data": map[string]string{"tls.crt": data[i].crt, "tls.key": data[i].key, "ca.crt": data[i].ca,
-					"junk.bin": base64.StdEncoding.EncodeToString(junk)},
-			}
-			code, resp := cluster.Do(tb, http.MethodPost, "/api/v1/namespaces/"+sz.ns+"/secrets", body)
-			if code != http.StatusCreated {
-				fatalf("creating %s/%s: %d %s", sz.ns, name, code, resp)
-			}
-			if c := created.Add(1); c%2000 == 0 {
-				logf("  %d/%d", c, *n)
-			}
-		})
+		createKubeSecrets(tb, cluster, sz.ns, data, sz.junk, *parallel)
 	}
 	fig.comment("kube-apiserver %s + etcd from internal/kubetest on loopback; %d kubernetes.io/tls Secrets per namespace "+
 		"(tls.crt leaf+intermediate, tls.key, ca.crt root, cert-manager annotation) created in %.0f s", kubetest.KubeVersion, *n, time.Since(start).Seconds())
@@ -130,6 +100,61 @@ func runKube(args []string) {
 	fig.save(c.results)
 }
 
+// kubeTLSSecret is the payload of one kubernetes.io/tls Secret, base64 as
+// the API takes it: tls.crt (leaf + intermediate), tls.key, ca.crt (root).
+type kubeTLSSecret struct{ crt, key, ca string }
+
+// kubeCertsPerSecret is what each Secret holds: the leaf and intermediate
+// in tls.crt, the root in ca.crt.
+const kubeCertsPerSecret = 3
+
+// issueKubeSecrets issues the certificates of n Secrets from the bench PKI
+// (ECDSA leaves, app-NNNNN.bench.svc).
+func issueKubeSecrets(tb *benchTB, p *benchPKI, n int) []kubeTLSSecret {
+	logf("issuing %d certificates", n)
+	data := make([]kubeTLSSecret, n)
+	parallelDo(n, 2, func(i int) {
+		leaf, issuer := p.leaf(tb, i, false, fmt.Sprintf("app-%05d.bench.svc", i), nil)
+		data[i] = kubeTLSSecret{
+			crt: base64.StdEncoding.EncodeToString(testpki.PEM(leaf, issuer)),
+			key: base64.StdEncoding.EncodeToString(testpki.KeyPEM(tb, leaf.Key)),
+			ca:  base64.StdEncoding.EncodeToString(testpki.PEM(p.ecRoot)),
+		}
+	})
+	return data
+}
+
+// createKubeSecrets creates the namespace and one kubernetes.io/tls Secret
+// per payload in it, tls-NNNNN with a cert-manager annotation, plus a
+// junk.bin key of junk random bytes when junk > 0, with workers requests in
+// flight.
+func createKubeSecrets(tb *benchTB, cluster *kubetest.Cluster, ns string, data []kubeTLSSecret, junk, workers int) {
+	cluster.EnsureNamespace(tb, ns)
+	logf("creating %d Secrets with %d KiB of junk in %s", len(data), junk>>10, ns)
+	var created atomic.Int64
+	parallelDo(len(data), workers, func(i int) {
+		name := fmt.Sprintf("tls-%05d", i)
+		values := map[string]string{"tls.crt": data[i].crt, "tls.key": data[i].key, "ca.crt": data[i].ca}
+		if junk > 0 {
+			b := make([]byte, junk)
+			_, _ = rand.Read(b)
+			values["junk.bin"] = base64.StdEncoding.EncodeToString(b)
+		}
+		body := map[string]any{
+			"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+			"metadata": map[string]any{"name": name, "annotations": map[string]string{"cert-manager.io/certificate-name": name}},
+			"data":     values,
+		}
+		code, resp := cluster.Do(tb, http.MethodPost, "/api/v1/namespaces/"+ns+"/secrets", body)
+		if code != http.StatusCreated {
+			fatalf("creating %s/%s: %d %s", ns, name, code, resp)
+		}
+		if c := created.Add(1); c%2000 == 0 {
+			logf("  %d/%d", c, len(data))
+		}
+	})
+}
+
 func parallelDo(n, workers int, f func(i int)) { parallel(n, workers, func(_, i int) { f(i) }) }
 
 func runKubeOne(args []string) {
@@ -157,7 +182,7 @@ func runKubeOne(args []string) {
 		fatalf("%v", err)
 	}
 	cfg := parseConfig(fmt.Sprintf("kubernetes:\n  secrets:\n    namespaces: [%q]\n", *ns))
-	const certsPerSecret = 3 // tls.crt leaf + intermediate, ca.crt root
+	const certsPerSecret = kubeCertsPerSecret
 	cs := fmt.Sprintf("%s, %d KiB junk", *ns, *junk>>10)
 	fig := newFigure("kube", c.runs)
 
