@@ -24,7 +24,8 @@ import (
 )
 
 // Figure "peers": certwatch beside the exporters its users run today, on the
-// same generated files and the same TLS farm, each a real process started
+// same generated files, the same TLS farm and the same Secrets on a real
+// kube-apiserver (peers_kube.go), each a real process started
 // fresh every round, in turn (A B C A B C), its CPU and memory read from
 // /proc as for certwatch in the endpoints figure.
 //
@@ -59,6 +60,8 @@ func runPeers(args []string) {
 	sslSrc := fs.String("ssl-src", "", "source checkout of ribbybibby/ssl_exporter "+peerSSL.version)
 	fs.DurationVar(&coldLimit, "cold-limit", 10*time.Minute, "longest wait for an exporter's first complete answer; one that misses it is left out of the case")
 	bbBin := fs.String("blackbox", "", "blackbox_exporter binary (built from the module proxy into the tool cache when empty)")
+	kubeSecrets := fs.Int("kube-secrets", 10000, "kubernetes.io/tls Secrets of the Kubernetes case (0 leaves the case out; so does CERTWATCH_SKIP_KUBE_TESTS=1)")
+	kubeWorkers := fs.Int("kube-create-concurrency", 16, "concurrent create requests when making the Secrets")
 	parseFlags(fs, args)
 
 	fileSizes := parseSizes(*files)
@@ -108,6 +111,9 @@ func runPeers(args []string) {
 	}
 	if len(epSizes) > 0 {
 		peersEndpoints(fig, &c, epSizes, *scrapes, *probeConc, *bin, paths, work)
+	}
+	if *kubeSecrets > 0 {
+		peersKube(fig, &c, *kubeSecrets, *scrapes, *kubeWorkers, *bin, paths)
 	}
 	fig.save(c.results)
 	printPeersTable(fig)
@@ -326,6 +332,11 @@ type peerRun struct {
 	series    int     // the exporter's own series in a complete answer
 	extraCold float64 // certwatch only: /metrics first answer (endpoints)
 	extraCPU  float64 // certwatch only: CPU per probe through /metrics (endpoints)
+	// Kubernetes (peers_kube.go)
+	rssReady  float64 // MiB, VmRSS at the first complete answer
+	peak      float64 // MiB, VmHWM after the warm scrapes
+	apiStart  float64 // API requests from process start to the first complete answer
+	apiScrape float64 // API requests per warm scrape
 }
 
 // peerCase is one exporter in one case: how to start it and what its
@@ -672,51 +683,86 @@ func peerRounds(rounds int, cases []peerCase, coldLimit time.Duration,
 
 // ---- rows ----
 
+// peerMeasure is one measure of a case: a row per exporter, each peer's
+// with certwatch as its reference.
+type peerMeasure struct {
+	name, unit string
+	get        func(peerRun) float64
+	// target describes what each peer's ratio must satisfy (pass); empty
+	// for an informative measure.
+	target string
+	pass   func(ratio float64) bool
+	// bound marks the cold start: an exporter cut short by the cold-start
+	// limit shows the limit here, as a lower bound.
+	bound bool
+	// own, when set, is a target of certwatch's own value (median).
+	own     string
+	ownPass func(v float64) bool
+}
+
+var (
+	peerFaster    = func(r float64) bool { return r > 1 }
+	peerAtOrBelow = func(r float64) bool { return r >= 1 }
+)
+
 // addPeerRows prints every measure of every exporter, each peer's row with
 // certwatch as its reference (ratio = the median of the per-round ratios
 // peer/certwatch) and PASS/FAIL for the targets.
 func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCase, runs map[string][]peerRun, timeouts peerTimeouts, endpoints bool) {
-	type measure struct {
-		name, unit string
-		get        func(peerRun) float64
-		strict     bool // certwatch must be strictly below (cold start)
-		targeted   bool
-	}
 	coldUnit, warmUnit, cpuUnit, cpuName, warmName := "ms", "ms", "ms", "CPU per warm scrape", "warm scrape wall time"
 	if endpoints {
 		coldUnit, warmUnit, cpuUnit, cpuName, warmName = "s", "s", "µs", "CPU per probe (/probe, warm)", "warm sweep of every endpoint through /probe (wall)"
 	}
-	measures := []measure{
-		{"process start until listening", "ms", func(r peerRun) float64 { return r.listen }, false, false},
-		{"cold start to first complete answer", coldUnit, func(r peerRun) float64 { return r.cold }, true, true},
-		{warmName, warmUnit, func(r peerRun) float64 { return r.warm }, false, false},
-		{cpuName, cpuUnit, func(r peerRun) float64 { return r.cpu }, false, true},
-		{"RSS after warm scrapes", "MiB", func(r peerRun) float64 { return r.rss }, false, true},
+	addPeerMeasures(fig, cs, cases, runs, timeouts, []peerMeasure{
+		{name: "process start until listening", unit: "ms", get: func(r peerRun) float64 { return r.listen }},
+		{name: "cold start to first complete answer", unit: coldUnit, get: func(r peerRun) float64 { return r.cold },
+			target: "certwatch faster (ratio > 1)", pass: peerFaster, bound: true},
+		{name: warmName, unit: warmUnit, get: func(r peerRun) float64 { return r.warm }},
+		{name: cpuName, unit: cpuUnit, get: func(r peerRun) float64 { return r.cpu },
+			target: "certwatch at or below (ratio ≥ 1)", pass: peerAtOrBelow},
+		{name: "RSS after warm scrapes", unit: "MiB", get: func(r peerRun) float64 { return r.rss },
+			target: "certwatch at or below (ratio ≥ 1)", pass: peerAtOrBelow},
+	})
+	if endpoints {
+		fig.add(measured(cs, "certwatch: cold start to first complete /metrics", "s", peerSamples(runs, "certwatch", func(r peerRun) float64 { return r.extraCold })).
+			note("every endpoint in one scrape, chains verified"))
+		fig.add(measured(cs, "certwatch: CPU per probe through /metrics (warm)", "µs", peerSamples(runs, "certwatch", func(r peerRun) float64 { return r.extraCPU })))
 	}
-	samples := func(name string, get func(peerRun) float64) []float64 {
-		var out []float64
-		for _, r := range runs[name] {
-			out = append(out, get(r))
-		}
-		return out
+	addPeerSeries(fig, cs, n, unitName, cases, runs, endpoints)
+}
+
+func peerSamples(runs map[string][]peerRun, name string, get func(peerRun) float64) []float64 {
+	var out []float64
+	for _, r := range runs[name] {
+		out = append(out, get(r))
 	}
+	return out
+}
+
+// addPeerMeasures adds the rows of each measure: certwatch's, then each
+// peer's with the median of the per-round ratios peer/certwatch.
+func addPeerMeasures(fig *Figure, cs string, cases []peerCase, runs map[string][]peerRun, timeouts peerTimeouts, measures []peerMeasure) {
 	for _, m := range measures {
-		cw := samples("certwatch", m.get)
-		fig.add(measured(cs, "certwatch: "+m.name, m.unit, cw))
+		cw := peerSamples(runs, "certwatch", m.get)
+		row := measured(cs, "certwatch: "+m.name, m.unit, cw)
+		if m.ownPass != nil {
+			row = row.target(m.own, m.ownPass(row.Value))
+		}
+		fig.add(row)
 		for _, pc := range cases[1:] {
 			if limit, gone := timeouts[pc.name]; gone {
-				if m.strict { // the cold start: the limit is a lower bound
+				if m.bound {
 					v := limit.Seconds()
-					if coldUnit == "ms" {
+					if m.unit == "ms" {
 						v *= 1000
 					}
 					row := measured(cs, pc.name+": "+m.name, m.unit, []float64{v}).withFloor("certwatch", cw).
 						note("no complete answer within %v: the value and ratio are lower bounds; its other measures are left out", limit)
-					fig.add(row.target("certwatch faster (ratio > 1)", row.Ratio > 1))
+					fig.add(row.target(m.target, m.pass(row.Ratio)))
 				}
 				continue
 			}
-			ps := samples(pc.name, m.get)
+			ps := peerSamples(runs, pc.name, m.get)
 			var ratios []float64
 			for i := range min(len(ps), len(cw)) {
 				if cw[i] > 0 {
@@ -724,22 +770,21 @@ func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCas
 				}
 			}
 			row := measured(cs, pc.name+": "+m.name, m.unit, ps).withFloor("certwatch", cw)
-			row.Ratio = median(ratios)
-			if m.targeted {
-				if m.strict {
-					row = row.target("certwatch faster (ratio > 1)", row.Ratio > 1)
-				} else {
-					row = row.target("certwatch at or below (ratio ≥ 1)", row.Ratio >= 1)
-				}
+			row.Ratio = 0 // no ratio when certwatch's value is 0
+			if len(ratios) > 0 {
+				row.Ratio = median(ratios)
+			}
+			if m.pass != nil {
+				row = row.target(m.target, m.pass(row.Ratio))
 			}
 			fig.add(row)
 		}
 	}
-	if endpoints {
-		fig.add(measured(cs, "certwatch: cold start to first complete /metrics", "s", samples("certwatch", func(r peerRun) float64 { return r.extraCold })).
-			note("every endpoint in one scrape, chains verified"))
-		fig.add(measured(cs, "certwatch: CPU per probe through /metrics (warm)", "µs", samples("certwatch", func(r peerRun) float64 { return r.extraCPU })))
-	}
+}
+
+// addPeerSeries adds each exporter's own series per file, endpoint or
+// Secret (perProbe: in one probe's answer).
+func addPeerSeries(fig *Figure, cs string, n int, unitName string, cases []peerCase, runs map[string][]peerRun, perProbe bool) {
 	for _, pc := range cases {
 		rs := runs[pc.name]
 		if len(rs) == 0 {
@@ -747,7 +792,7 @@ func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCas
 		}
 		s := rs[len(rs)-1].series
 		per := float64(s) / float64(n)
-		if endpoints {
+		if perProbe {
 			per = float64(s) // one probe answers for one endpoint
 		}
 		fig.add(measured(cs, fmt.Sprintf("%s: series per %s", pc.name, unitName), "", []float64{per}).
@@ -785,7 +830,11 @@ func printPeersTable(fig *Figure) {
 			case !ok:
 				cells = append(cells, "—")
 			case i == 0 || r.Ratio == 0:
-				cells = append(cells, fmtValue(r.Value, r.Unit))
+				cell := fmtValue(r.Value, r.Unit)
+				if r.Pass != nil {
+					cell += " " + passFail(*r.Pass)
+				}
+				cells = append(cells, cell)
 			default:
 				cell := fmt.Sprintf("%s (%.2f×)", fmtValue(r.Value, r.Unit), r.Ratio)
 				if strings.Contains(r.Note, "lower bound") {
