@@ -67,7 +67,7 @@ var ReservedLabels = []string{"source", "target", "key", "index", "subject_cn", 
 	"class", "version", "cipher", "collector", "serial", "fingerprint_sha256", "dns_names", "ip_addresses",
 	"uris", "email_addresses", "key_algorithm", "key_bits", "signature_algorithm", "is_ca", "self_signed",
 	"subject", "issuer", "module", "job", "instance", "kube_namespace", "certmanager_certificate",
-	"role", "method", "status", "url", "delta"}
+	"role", "method", "status", "url", "delta", "signer_name", "mesh", "mesh_role"}
 
 // Config is the whole configuration file.
 type Config struct {
@@ -75,8 +75,11 @@ type Config struct {
 	Modules   map[string]Module `yaml:"modules"`
 	Endpoints []EndpointGroup   `yaml:"endpoints"`
 	Files     []FileGroup       `yaml:"files"`
-	// Kubernetes enables the Kubernetes source when present.
+	// Kubernetes enables the Kubernetes source when present: the section
+	// as one block, or the first of a list of blocks, one per cluster.
 	Kubernetes *Kubernetes `yaml:"kubernetes"`
+	// KubernetesClusters are every block of the section (Kubernetes first).
+	KubernetesClusters KubernetesClusters `yaml:"-"`
 	// SPIFFE enables the SPIFFE source when present.
 	SPIFFE *SPIFFE `yaml:"spiffe"`
 	// URLs are certificates, bundles and CRLs published over HTTP(S).
@@ -102,6 +105,12 @@ type Global struct {
 	MaxCertificatesPerPlace int `yaml:"max_certificates_per_place"`
 	// CertificateSeries is CertificateSeriesAll or CertificateSeriesLeaves.
 	CertificateSeries string `yaml:"certificate_series"`
+	// FilesWatch is FilesWatchAuto, FilesWatchInotify or FilesWatchPoll:
+	// how the files source learns of changes (config/files_watch.go).
+	FilesWatch string `yaml:"files_watch"`
+	// FilesRecheckInterval is how often a watched tree is walked and
+	// stat'ed in full anyway.
+	FilesRecheckInterval Duration `yaml:"files_recheck_interval"`
 	// Revocation bounds the fetches of revocation checks and of the urls
 	// source.
 	Revocation Fetch `yaml:"revocation"`
@@ -180,6 +189,14 @@ type Kubernetes struct {
 	Labels map[string]string `yaml:"labels"`
 	// Revocation turns on active OCSP and CRL checks of the chains found.
 	Revocation Revocation `yaml:"revocation"`
+	// KubernetesSelect adds csrs, expose_labels and expose_annotations.
+	KubernetesSelect `yaml:",inline"`
+	// KubernetesCluster adds cluster, kubeconfig and context.
+	KubernetesCluster `yaml:",inline"`
+	// CertManager reports the lifecycle of cert-manager Certificates.
+	CertManager CertManager `yaml:"cert_manager"`
+	// Mesh watches where service meshes keep their CAs and trust roots.
+	Mesh *Mesh `yaml:"mesh"`
 }
 
 // Selection narrows which namespaced objects are watched.
@@ -189,6 +206,8 @@ type Selection struct {
 	ExcludeNamespaces []string `yaml:"exclude_namespaces"`
 	// LabelSelector in the kubectl syntax ("app=web,tier!=db").
 	LabelSelector string `yaml:"label_selector"`
+	// ObjectSelect adds namespace_selector and annotation_selector.
+	ObjectSelect `yaml:",inline"`
 }
 
 // SecretWatch selects Secrets and the keys that hold certificates.
@@ -315,7 +334,7 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	// Every key and value is checked against the schema first, so that each
 	// error names its key path and line, and all of them are reported at once
 	// (the decoder stops at the first bad value and names no key).
-	if err := checkSchema(&root); err != nil {
+	if err := errors.Join(checkSchema(&root), checkKubernetesSchema(&root)); err != nil {
 		return nil, err
 	}
 	cfg := &Config{}
@@ -324,6 +343,7 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parsing: %w", err)
 	}
+	cfg.splitKubernetes()
 	cfg.resolvePaths(baseDir)
 	// Values the file sets to something that makes no sense (a negative
 	// count, a zero timeout) are errors, not silently replaced by defaults:
@@ -350,6 +370,7 @@ func (c *Config) validateNumbers(root *yaml.Node) error {
 	}
 	atLeastOne([]any{"global", "probe_concurrency"}, c.Global.ProbeConcurrency)
 	atLeastOne([]any{"global", "max_certificates_per_place"}, c.Global.MaxCertificatesPerPlace)
+	c.Global.validateFilesWatch(root, fail)
 	atLeastOne([]any{"global", "revocation", "concurrency"}, c.Global.Revocation.Concurrency)
 	positive := func(path []any, d Duration) {
 		if findNode(root, path) != nil && d <= 0 {
@@ -421,7 +442,8 @@ func (c *Config) applyDefaults() {
 		}
 		c.Modules[name] = m
 	}
-	if k := c.Kubernetes; k != nil {
+	for i := range c.KubernetesClusters {
+		k := &c.KubernetesClusters[i]
 		if k.Secrets != nil {
 			if len(k.Secrets.Types) == 0 {
 				k.Secrets.Types = DefaultSecretTypes
@@ -433,10 +455,13 @@ func (c *Config) applyDefaults() {
 		if k.ConfigMaps != nil && len(k.ConfigMaps.KeyPatterns) == 0 {
 			k.ConfigMaps.KeyPatterns = DefaultConfigMapKeyPatterns
 		}
+		k.CertManager.applyDefaults()
+		k.Mesh.applyDefaults()
 	}
 	if c.SPIFFE != nil {
 		c.SPIFFE.applyDefaults()
 	}
+	c.Global.applyFilesWatchDefaults()
 	c.Global.Revocation.applyDefaults()
 	for i := range c.URLs {
 		c.URLs[i].applyDefaults(c.Global.Revocation)
@@ -466,9 +491,7 @@ func (c *Config) resolvePaths(base string) {
 			f.Paths[j] = abs(f.Paths[j])
 		}
 	}
-	if c.Kubernetes != nil {
-		c.Kubernetes.CAFile = abs(c.Kubernetes.CAFile)
-	}
+	c.KubernetesClusters.resolvePaths(abs)
 	if c.SPIFFE != nil {
 		c.SPIFFE.resolvePaths(abs)
 	}
@@ -623,10 +646,12 @@ func (c *Config) validate(root *yaml.Node) error {
 			}
 		}
 	}
-	if k := c.Kubernetes; k != nil {
-		at := []any{"kubernetes"}
-		if k.Secrets == nil && k.ConfigMaps == nil && !k.Webhooks && !k.APIServices && !k.CRDs {
-			fail(at, "enables nothing: set secrets, configmaps, webhooks, apiservices or crds")
+	c.KubernetesClusters.validate(root, fail)
+	for i := range c.KubernetesClusters {
+		k, at := &c.KubernetesClusters[i], kubernetesPath(root, i)
+		if k.Secrets == nil && k.ConfigMaps == nil && !k.Webhooks && !k.APIServices && !k.CRDs && !k.CSRs &&
+			k.CertManager.Mode() != CertManagerEnabled && !k.Mesh.Any() {
+			fail(at, "enables nothing: set secrets, configmaps, webhooks, apiservices, crds, csrs, cert_manager.enabled or a mesh preset")
 		}
 		if k.CAFile != "" {
 			if _, err := LoadCAFile(k.CAFile); err != nil {
@@ -653,6 +678,9 @@ func (c *Config) validate(root *yaml.Node) error {
 			}
 		}
 		validateLabels(k.Labels, append(at, "labels"), fail)
+		k.validateSelect(at, fail)
+		k.CertManager.validate(k.Labels, fail)
+		k.Mesh.validate(append(at, "mesh"), fail)
 	}
 	return errors.Join(errs...)
 }
