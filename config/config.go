@@ -679,7 +679,7 @@ func (c *Config) validate(root *yaml.Node) error {
 		}
 		validateLabels(k.Labels, append(at, "labels"), fail)
 		k.validateSelect(at, fail)
-		k.CertManager.validate(k.Labels, fail)
+		k.CertManager.validate(at, k.Labels, fail)
 		k.Mesh.validate(append(at, "mesh"), fail)
 	}
 	return errors.Join(errs...)

@@ -93,10 +93,10 @@ func (c *CertManager) applyDefaults() {
 	}
 }
 
-// validate checks kubernetes.cert_manager; labels are the kubernetes
-// section's extra labels.
-func (c CertManager) validate(labels map[string]string, fail func([]any, string, ...any)) {
-	at := []any{"kubernetes", "cert_manager"}
+// validate checks the cert_manager key of the kubernetes block at; labels
+// are the block's extra labels.
+func (c CertManager) validate(block []any, labels map[string]string, fail func([]any, string, ...any)) {
+	at := append(slices.Clip(block), "cert_manager")
 	if c.RenewalGrace != nil && *c.RenewalGrace < 0 {
 		fail(append(at, "renewal_grace"), "must not be negative, got %s", time.Duration(*c.RenewalGrace))
 	}
@@ -105,7 +105,7 @@ func (c CertManager) validate(labels map[string]string, fail func([]any, string,
 	}
 	for _, name := range sortedKeys(labels) {
 		if slices.Contains(certManagerLabels, name) {
-			fail([]any{"kubernetes", "labels", name}, "label %q is set by certwatch on the cert-manager series (set kubernetes.cert_manager.enabled: false to use it)", name)
+			fail(append(slices.Clip(block), "labels", name), "label %q is set by certwatch on the cert-manager series (set kubernetes.cert_manager.enabled: false to use it)", name)
 		}
 	}
 }

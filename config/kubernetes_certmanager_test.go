@@ -50,6 +50,8 @@ func TestCertManagerConfigErrors(t *testing.T) {
 			[]string{"kubernetes.cert_manager.renewal_grase: unknown key (did you mean renewal_grace?)"}},
 		{"a label the cert-manager series set", "kubernetes:\n  secrets: {}\n  labels: {problem: x}\n",
 			[]string{"line 3: kubernetes.labels.problem", "cert-manager series"}},
+		{"a block of a list", "kubernetes:\n  - cluster: eu\n    secrets: {}\n  - cluster: us\n    secrets: {}\n    cert_manager: {renewal_grace: -5m}\n",
+			[]string{"line 6: kubernetes[1].cert_manager.renewal_grace: must not be negative"}},
 		{"auto alone enables nothing", "kubernetes:\n  cert_manager: {enabled: auto}\n", []string{"kubernetes: enables nothing"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
