@@ -78,6 +78,9 @@ type Source struct {
 	pwGen     uint64                    // counts password changes
 	reparses  workqueue.TypedRateLimitingInterface[string]
 
+	// cm reports cert-manager's objects (certmanager.go); nil when off.
+	cm *certManager
+
 	cancel   context.CancelFunc
 	stopped  chan struct{}
 	started  bool
@@ -172,6 +175,7 @@ func (s *Source) Start() {
 		defer wg.Done()
 		s.runReparses(ctx)
 	}()
+	s.startCertManager(ctx, &wg)
 	go func() {
 		wg.Wait()
 		close(s.stopped)
@@ -430,6 +434,7 @@ func (s *Source) Scrape(ctx context.Context) source.Result {
 				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
 		}
 	}
+	status = append(status, s.certManagerSamples(time.Now())...)
 	return source.Result{Findings: findings, Status: status}
 }
 
