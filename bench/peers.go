@@ -701,8 +701,8 @@ type peerMeasure struct {
 }
 
 var (
-	peerFaster    = func(r float64) bool { return r > 1 }
-	peerAtOrBelow = func(r float64) bool { return r >= 1 }
+	peerRatioAbove1   = func(r float64) bool { return r > 1 }
+	peerRatioAtLeast1 = func(r float64) bool { return r >= 1 }
 )
 
 // addPeerRows prints every measure of every exporter, each peer's row with
@@ -716,12 +716,12 @@ func addPeerRows(fig *Figure, cs string, n int, unitName string, cases []peerCas
 	addPeerMeasures(fig, cs, cases, runs, timeouts, []peerMeasure{
 		{name: "process start until listening", unit: "ms", get: func(r peerRun) float64 { return r.listen }},
 		{name: "cold start to first complete answer", unit: coldUnit, get: func(r peerRun) float64 { return r.cold },
-			target: "certwatch faster (ratio > 1)", pass: peerFaster, bound: true},
+			target: "certwatch faster (ratio > 1)", pass: peerRatioAbove1, bound: true},
 		{name: warmName, unit: warmUnit, get: func(r peerRun) float64 { return r.warm }},
 		{name: cpuName, unit: cpuUnit, get: func(r peerRun) float64 { return r.cpu },
-			target: "certwatch at or below (ratio ≥ 1)", pass: peerAtOrBelow},
+			target: "certwatch at or below (ratio ≥ 1)", pass: peerRatioAtLeast1},
 		{name: "RSS after warm scrapes", unit: "MiB", get: func(r peerRun) float64 { return r.rss },
-			target: "certwatch at or below (ratio ≥ 1)", pass: peerAtOrBelow},
+			target: "certwatch at or below (ratio ≥ 1)", pass: peerRatioAtLeast1},
 	})
 	if endpoints {
 		fig.add(measured(cs, "certwatch: cold start to first complete /metrics", "s", peerSamples(runs, "certwatch", func(r peerRun) float64 { return r.extraCold })).
