@@ -184,9 +184,10 @@ func (in *Inspector) JudgeAll(chains []Chain) []Verdict {
 		return out
 	}
 
+	ls := newLinks()
 	judgeOne := func(j int) {
 		c := chains[todo[j]]
-		out[todo[j]] = judge(c.Certs, c.KeyPublics, c.Verify, now)
+		out[todo[j]] = judge(c.Certs, c.KeyPublics, c.Verify, now, ls)
 	}
 	if workers := min(runtime.GOMAXPROCS(0), len(todo)); workers > 1 {
 		var next atomic.Int64
@@ -202,7 +203,9 @@ func (in *Inspector) JudgeAll(chains []Chain) []Verdict {
 		}
 		wg.Wait()
 	} else {
-		judgeOne(0)
+		for j := range todo {
+			judgeOne(j)
+		}
 	}
 	for _, i := range repeat {
 		out[i] = out[todo[pending[keys[i]]]]

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -422,5 +423,23 @@ func TestJudgeConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestJudgeAllOnOneCore: with one core (GOMAXPROCS 1, as a container
+// limited to one CPU gets) every chain of a batch is judged, not just the
+// first.
+func TestJudgeAllOnOneCore(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	std := newPKI(t, testpki.Options{}, testpki.Options{}, testpki.Options{})
+	var chains []inspect.Chain
+	for i := range 3 {
+		leaf := testpki.New(t, std.inter, testpki.Options{CommonName: fmt.Sprintf("one core %d", i)})
+		chains = append(chains, inspect.Chain{Certs: testpki.Certs(leaf, std.inter), Verify: fileParams(std.root)})
+	}
+	for i, v := range inspect.NewInspector(nil).JudgeAll(chains) {
+		if v.Reason != inspect.ReasonOK {
+			t.Errorf("chain %d: %q (%s), want ok", i, v.Reason, v.Detail)
+		}
 	}
 }
