@@ -52,13 +52,15 @@ func nameOf(c *x509.Certificate) string { return FactsOf(c).SubjectCN }
 
 // judge returns the verdict on one place. It depends on nothing but its
 // arguments, and is safe to call concurrently.
-func judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
-	v := judgeUncut(certs, keyPublics, p, now)
+// ls, when not nil, holds the verified links of the batch the place is
+// judged in (see links).
+func judge(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time, ls *links) Verdict {
+	v := judgeUncut(certs, keyPublics, p, now, ls)
 	v.Detail = limitString(v.Detail, MaxDetailBytes)
 	return v
 }
 
-func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time) Verdict {
+func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p source.VerifyParams, now time.Time, ls *links) Verdict {
 	pl := newPlace(certs)
 	v := Verdict{Reason: ReasonOK, ValidUntil: nextChange(certs, now)}
 	if !p.ServerAuth && p.SPIFFEID == "" && pl.isBundle() {
@@ -74,7 +76,7 @@ func judgeUncut(certs []*x509.Certificate, keyPublics []crypto.PublicKey, p sour
 	var paths [][]*x509.Certificate
 	keepPaths := needsPaths(p)
 	for n, l := range leaves {
-		j := pl.judgeLeaf(l, p, now)
+		j := pl.judgeLeaf(l, p, now, ls)
 		if keepPaths {
 			paths = append(paths, j.path)
 		}
@@ -222,7 +224,7 @@ type leafJudgement struct {
 
 // judgeLeaf verifies one leaf with the place's other certificates as
 // intermediates, and finds out why when that fails.
-func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time) leafJudgement {
+func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time, ls *links) leafJudgement {
 	leaf := pl.certs[l]
 	// Only the place's own certificates can be unparsed (CA files are
 	// parsed strictly), so the path is followed for this only when one is.
@@ -253,7 +255,11 @@ func (pl *place) judgeLeaf(l int, p source.VerifyParams, now time.Time) leafJudg
 	if p.ServerAuth {
 		opts.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	chains, err := leaf.Verify(opts)
+	chains, shared := pl.verifyShared(ls, l, opts, p.RootsID)
+	var err error
+	if !shared {
+		chains, err = leaf.Verify(opts)
+	}
 	if err != nil {
 		path := pl.path(l, p, now)
 		presented := make(map[*x509.Certificate]bool, len(pl.certs))
