@@ -101,6 +101,7 @@ func (s *Source) buildInformers() {
 	if s.cfg.CRDs {
 		s.addDynamicWatch(ResourceCRDs, crdGVR, KindCRD, []string{"spec", "conversion", "webhook", "clientConfig", "caBundle"})
 	}
+	s.buildSelectInformers()
 }
 
 func namespacesOf(sel config.Selection) []string {
@@ -169,17 +170,19 @@ func (s *Source) transformSecret(obj any) any {
 	if !ok {
 		return obj
 	}
-	sw := s.cfg.Secrets
-	s.storeParsed(objectKey(KindSecret, sec.Namespace, sec.Name), sec.ResourceVersion, func() parsed {
-		if s.namespaceExcluded(sw.Selection, sec.Namespace) || !typeSelected(sw.Types, string(sec.Type)) {
-			return parsed{}
-		}
-		findings, use := s.secretFindings(sec)
-		return parsed{findings: findings, password: use}
-	})
+	s.storeParsed(objectKey(KindSecret, sec.Namespace, sec.Name), sec.ResourceVersion, func() parsed { return s.parseSecret(sec) })
 	stripMeta(&sec.ObjectMeta)
 	sec.Data, sec.StringData = nil, nil
 	return sec
+}
+
+func (s *Source) parseSecret(sec *corev1.Secret) parsed {
+	sw := s.cfg.Secrets
+	if s.namespaceExcluded(sw.Selection, sec.Namespace) || !typeSelected(sw.Types, string(sec.Type)) || !s.annotationSelected(KindSecret, sec) {
+		return parsed{}
+	}
+	findings, use := s.secretFindings(sec)
+	return parsed{findings: findings, password: use}
 }
 
 func (s *Source) transformConfigMap(obj any) any {
@@ -187,15 +190,17 @@ func (s *Source) transformConfigMap(obj any) any {
 	if !ok {
 		return obj
 	}
-	s.store(objectKey(KindConfigMap, cm.Namespace, cm.Name), cm.ResourceVersion, func() []source.Finding {
-		if s.namespaceExcluded(s.cfg.ConfigMaps.Selection, cm.Namespace) {
-			return nil
-		}
-		return s.configMapFindings(cm)
-	})
+	s.store(objectKey(KindConfigMap, cm.Namespace, cm.Name), cm.ResourceVersion, func() []source.Finding { return s.parseConfigMap(cm) })
 	stripMeta(&cm.ObjectMeta)
 	cm.Data, cm.BinaryData = nil, nil
 	return cm
+}
+
+func (s *Source) parseConfigMap(cm *corev1.ConfigMap) []source.Finding {
+	if s.namespaceExcluded(s.cfg.ConfigMaps.Selection, cm.Namespace) || !s.annotationSelected(KindConfigMap, cm) {
+		return nil
+	}
+	return s.configMapFindings(cm)
 }
 
 func (s *Source) transformValidating(obj any) any {

@@ -72,14 +72,12 @@ type Source struct {
 	// parsed again when that password changes.
 	dependents map[string]map[string]struct{}
 	watches    []*informerWatch
+	sel        selection // namespace_selector, annotation_selector, exposed labels (selection.go)
 
 	pwMu      sync.Mutex
 	passwords map[string]*passwordEntry // by the password Secret's namespace; values never logged
 	pwGen     uint64                    // counts password changes
 	reparses  workqueue.TypedRateLimitingInterface[string]
-
-	// cm reports cert-manager's objects (certmanager.go); nil when off.
-	cm *certManager
 
 	cancel   context.CancelFunc
 	stopped  chan struct{}
@@ -128,6 +126,10 @@ func New(cfg config.Kubernetes, sh shard.Shard, client kubernetes.Interface, dyn
 		s.verify = ca.VerifyParams()
 	}
 	s.verify.Revocation = cfg.Revocation
+	var err error
+	if s.sel, err = newSelection(cfg); err != nil {
+		return nil, err
+	}
 	s.buildInformers()
 	return s, nil
 }
@@ -140,6 +142,7 @@ func (s *Source) Start() {
 	s.reparses = workqueue.NewTypedRateLimitingQueue(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](reparseRetryMin, reparseRetryMax))
 	var wg sync.WaitGroup
+	s.startSelection(ctx, &wg) // before any informer: their transforms queue namespaces
 	run := func(w *informerWatch) {
 		wg.Add(1)
 		go func() {
@@ -149,7 +152,7 @@ func (s *Source) Start() {
 	}
 	var first []cache.InformerSynced
 	for _, w := range s.watches {
-		if w.resource == ResourcePasswordSecrets {
+		if startsFirst(w.resource) {
 			run(w)
 			first = append(first, w.informer.HasSynced)
 		}
@@ -166,7 +169,7 @@ func (s *Source) Start() {
 			cancelWait()
 		}
 		for _, w := range s.watches {
-			if w.resource != ResourcePasswordSecrets && ctx.Err() == nil {
+			if !startsFirst(w.resource) && ctx.Err() == nil {
 				run(w)
 			}
 		}
@@ -175,7 +178,6 @@ func (s *Source) Start() {
 		defer wg.Done()
 		s.runReparses(ctx)
 	}()
-	s.startCertManager(ctx, &wg)
 	go func() {
 		wg.Wait()
 		close(s.stopped)
@@ -190,6 +192,7 @@ func (s *Source) Stop() {
 	}
 	s.cancel()
 	s.reparses.ShutDown()
+	s.stopSelection()
 	<-s.stopped
 }
 
@@ -271,7 +274,7 @@ func (s *Source) storeParsed(key, resourceVersion string, parse func() parsed) {
 	s.mu.RLock()
 	p, ok := s.objects[key]
 	s.mu.RUnlock()
-	if ok && p.resourceVersion == resourceVersion {
+	if ok && p.resourceVersion == resourceVersion || s.hold(key, resourceVersion) {
 		return
 	}
 	np := parse()
@@ -284,6 +287,9 @@ func (s *Source) storeParsed(key, resourceVersion string, parse func() parsed) {
 
 // putLocked records p as key's findings and keeps dependents in step.
 func (s *Source) putLocked(key string, p *parsed) {
+	if s.holdLocked(key, p.resourceVersion) {
+		return // its namespace stopped matching meanwhile
+	}
 	s.dropDependentLocked(key)
 	_, had := s.objects[key]
 	if len(p.findings) == 0 {
@@ -319,6 +325,7 @@ func (s *Source) dropDependentLocked(key string) {
 
 func (s *Source) forget(key string) {
 	s.mu.Lock()
+	s.unholdLocked(key)
 	s.dropDependentLocked(key)
 	if _, had := s.objects[key]; had {
 		delete(s.objects, key)
@@ -382,7 +389,7 @@ func (s *Source) namespaceExcluded(sel config.Selection, ns string) bool {
 // placeLabels are the configured labels plus the object's namespace and,
 // for cert-manager Secrets, the Certificate that wrote it.
 func (s *Source) placeLabels(meta metav1.Object) map[string]string {
-	labels := make(map[string]string, len(s.cfg.Labels)+2)
+	labels := make(map[string]string, len(s.cfg.Labels)+2+s.sel.exposed.count())
 	for k, v := range s.cfg.Labels {
 		labels[k] = v
 	}
@@ -392,6 +399,7 @@ func (s *Source) placeLabels(meta metav1.Object) map[string]string {
 	if name := meta.GetAnnotations()[certManagerCertificateAnnotation]; name != "" {
 		labels[LabelCertificate] = name
 	}
+	s.sel.exposed.addTo(labels, meta)
 	return labels
 }
 
@@ -434,7 +442,6 @@ func (s *Source) Scrape(ctx context.Context) source.Result {
 				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
 		}
 	}
-	status = append(status, s.certManagerSamples(time.Now())...)
 	return source.Result{Findings: findings, Status: status}
 }
 
