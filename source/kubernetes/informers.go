@@ -102,6 +102,7 @@ func (s *Source) buildInformers() {
 		s.addDynamicWatch(ResourceCRDs, crdGVR, KindCRD, []string{"spec", "conversion", "webhook", "clientConfig", "caBundle"})
 	}
 	s.buildSelectInformers()
+	s.addMeshWatches()
 }
 
 func namespacesOf(sel config.Selection) []string {

@@ -73,11 +73,16 @@ type Source struct {
 	dependents map[string]map[string]struct{}
 	watches    []*informerWatch
 	sel        selection // namespace_selector, annotation_selector, exposed labels (selection.go)
+	// mesh holds the service-mesh presets' objects (mesh.go); nil when none is on.
+	mesh *meshState
 
 	pwMu      sync.Mutex
 	passwords map[string]*passwordEntry // by the password Secret's namespace; values never logged
 	pwGen     uint64                    // counts password changes
 	reparses  workqueue.TypedRateLimitingInterface[string]
+
+	// cm reports cert-manager's objects (certmanager.go); nil when off.
+	cm *certManager
 
 	cancel   context.CancelFunc
 	stopped  chan struct{}
@@ -178,6 +183,7 @@ func (s *Source) Start() {
 		defer wg.Done()
 		s.runReparses(ctx)
 	}()
+	s.startCertManager(ctx, &wg)
 	go func() {
 		wg.Wait()
 		close(s.stopped)
@@ -253,7 +259,7 @@ func (s *Source) Collect(context.Context) []source.Finding {
 	for _, k := range s.owned {
 		out = append(out, s.objects[k].findings...)
 	}
-	return out
+	return s.withMesh(out)
 }
 
 // Objects returns how many objects are held, for tests and benchmarks.
@@ -442,6 +448,7 @@ func (s *Source) Scrape(ctx context.Context) source.Result {
 				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
 		}
 	}
+	status = append(status, s.certManagerSamples(time.Now())...)
 	return source.Result{Findings: findings, Status: status}
 }
 
