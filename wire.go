@@ -20,8 +20,9 @@ import (
 )
 
 // sourceWiring builds the sources of each configuration, and keeps what
-// outlives a reload: the files cache, the Kubernetes informers, the SPIFFE
-// streams, the URL fetchers and the revocation checker's answers.
+// outlives a reload: the files cache, the Kubernetes informers (of each
+// cluster), the SPIFFE streams, the URL fetchers and the revocation
+// checker's answers.
 type sourceWiring struct {
 	logger    *slog.Logger
 	inspector *inspect.Inspector
@@ -78,7 +79,7 @@ func (w *sourceWiring) revocationChecker(cfg *config.Config) (*revocation.Checke
 // have answered or failed (true when there are none).
 func (w *sourceWiring) revocationSettled() bool { return w.checker == nil || w.checker.Idle() }
 
-// wantsRevocation reports whether a module, file group, URL group or the
+// wantsRevocation reports whether a module, file group, URL group or a
 // Kubernetes block opts in to an active revocation check.
 func wantsRevocation(cfg *config.Config) bool {
 	for _, m := range cfg.Modules {
@@ -96,7 +97,7 @@ func wantsRevocation(cfg *config.Config) bool {
 			return true
 		}
 	}
-	return cfg.Kubernetes != nil && cfg.Kubernetes.Revocation.Any()
+	return cfg.KubernetesClusters.AnyRevocation()
 }
 
 // apply builds cfg's sources, in the order their series are written, and
@@ -111,7 +112,7 @@ func (w *sourceWiring) apply(e *collector.Exporter, cfg *config.Config, sh shard
 		decode.SetMaxCertificates(prevLimit)
 		return err
 	}
-	kubeSource, err := w.kube.Apply(cfg.Kubernetes, sh)
+	kubeSources, err := w.kube.Apply(cfg.KubernetesClusters, sh)
 	if err != nil {
 		decode.SetMaxCertificates(prevLimit)
 		return err
@@ -119,9 +120,7 @@ func (w *sourceWiring) apply(e *collector.Exporter, cfg *config.Config, sh shard
 	fileSource := files.New(cfg, w.fileCache, w.logger)
 	prober := endpoint.New(cfg, w.logger)
 	sources := &collector.Sources{Collectors: []source.Collector{prober, fileSource}, Prober: prober}
-	if kubeSource != nil {
-		sources.Collectors = append(sources.Collectors, kubeSource)
-	}
+	sources.Collectors = append(sources.Collectors, kubeSources...) // one per cluster
 	if spiffeSource := w.spiffe.Apply(cfg.SPIFFE); spiffeSource != nil {
 		sources.Collectors = append(sources.Collectors, spiffeSource)
 	}

@@ -1,24 +1,22 @@
-// Package client connects certwatch to a Kubernetes API server (in-cluster
-// or through a kubeconfig) and runs the Kubernetes source across
-// configuration reloads: informers are restarted only when the kubernetes
-// section of the configuration changes.
+// Package client connects certwatch to Kubernetes API servers (in-cluster
+// or through kubeconfigs, one connection per block of the kubernetes
+// section) and runs the Kubernetes sources across configuration reloads: a
+// cluster's informers are restarted only when its own block changes, and a
+// cluster that cannot be reached or configured is reported without hiding
+// the others.
 package client
 
 import (
-	"fmt"
 	"log/slog"
 	"reflect"
 	"sync"
 
 	"github.com/alecthomas/kingpin/v2"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/shard"
-	kubesrc "github.com/certwatch/certwatch/source/kubernetes"
+	"github.com/certwatch/certwatch/source"
 )
 
 // Flags are the command-line settings of the API connection.
@@ -31,99 +29,74 @@ type Flags struct {
 // AddFlags registers --kubeconfig, --kube.qps and --kube.burst.
 func AddFlags(app *kingpin.Application) *Flags {
 	return &Flags{
-		Kubeconfig: app.Flag("kubeconfig", "Kubeconfig file for the Kubernetes source; the in-cluster configuration when empty.").Default("").String(),
+		Kubeconfig: app.Flag("kubeconfig", "Kubeconfig file for the Kubernetes source (for blocks that set no kubeconfig of their own); the in-cluster configuration when empty.").Default("").String(),
 		QPS:        app.Flag("kube.qps", "Queries per second to the Kubernetes API server.").Default("20").Float64(),
 		Burst:      app.Flag("kube.burst", "Burst of queries to the Kubernetes API server.").Default("40").Int(),
 	}
 }
 
-// RESTConfig builds the client configuration from the flags.
-func (f *Flags) RESTConfig() (*rest.Config, error) {
-	var cfg *rest.Config
-	var err error
-	if *f.Kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", *f.Kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
-	}
-	cfg.QPS, cfg.Burst = float32(*f.QPS), *f.Burst
-	cfg.UserAgent = "certwatch"
-	return cfg, nil
-}
+// RESTConfig builds the client configuration from the flags alone.
+func (f *Flags) RESTConfig() (*rest.Config, error) { return f.restConfigFor(config.Kubernetes{}) }
 
-// Runner owns the running Kubernetes source.
+// Runner owns the running Kubernetes sources: one per block of the
+// kubernetes section, each with its own connection.
 type Runner struct {
 	flags  *Flags
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	cfg     *config.Kubernetes
-	shard   shard.Shard
-	current *kubesrc.Source
-	client  kubernetes.Interface
-	dyn     dynamic.Interface
+	mu       sync.Mutex
+	clusters map[string]*cluster // by the block's cluster name ("" for an unnamed block)
+	order    []source.Collector  // the clusters, in the order of the blocks
 }
 
-// NewRunner returns a Runner; the API connection is made on first use.
+// NewRunner returns a Runner; the API connections are made on first use.
 func NewRunner(flags *Flags, logger *slog.Logger) *Runner {
-	return &Runner{flags: flags, logger: logger}
+	return &Runner{flags: flags, logger: logger, clusters: map[string]*cluster{}}
 }
 
-// Apply returns the source for a configuration's kubernetes section,
-// restarting the informers only when that section (or the shard) changed.
-// It returns nil when the section is absent, and an error when the source
-// cannot start (no cluster configuration, unreadable ca_file); the running
-// source is then kept.
-func (r *Runner) Apply(cfg *config.Kubernetes, sh shard.Shard) (*kubesrc.Source, error) {
+// Apply returns the sources of a configuration's kubernetes blocks, in
+// their order. A cluster keeps running while its own block (and the shard)
+// stays the same; one whose connection could not be configured is tried
+// again. It returns an error, and keeps every running source, when a source
+// cannot start: an unnamed block without a usable connection, or an
+// unreadable ca_file. A named block whose kubeconfig or context cannot be
+// used is not an error: that cluster reports itself down.
+func (r *Runner) Apply(blocks config.KubernetesClusters, sh shard.Shard) ([]source.Collector, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if reflect.DeepEqual(cfg, r.cfg) && sh == r.shard {
-		return r.current, nil
-	}
-	if cfg == nil {
-		r.stopLocked()
-		r.cfg, r.shard = nil, sh
-		return nil, nil
-	}
-	if r.client == nil {
-		restCfg, err := r.flags.RESTConfig()
-		if err != nil {
-			return r.current, err
+	next := make(map[string]*cluster, len(blocks))
+	var order []source.Collector
+	var started []*cluster
+	for _, b := range blocks {
+		c := r.clusters[b.Cluster]
+		if c == nil || c.connErr != nil || c.shard != sh || !reflect.DeepEqual(c.block, b) {
+			var err error
+			if c, err = newCluster(r.flags, b, sh, r.logger); err != nil {
+				return r.order, err // nothing of this configuration was started yet
+			}
+			started = append(started, c)
 		}
-		client, err := kubernetes.NewForConfig(restCfg)
-		if err != nil {
-			return r.current, fmt.Errorf("kubernetes client: %w", err)
-		}
-		dyn, err := dynamic.NewForConfig(restCfg)
-		if err != nil {
-			return r.current, fmt.Errorf("kubernetes dynamic client: %w", err)
-		}
-		r.client, r.dyn = client, dyn
+		next[b.Cluster] = c
+		order = append(order, c)
 	}
-	src, err := kubesrc.New(*cfg, sh, r.client, r.dyn, r.logger)
-	if err != nil {
-		return r.current, err
+	for name, c := range r.clusters {
+		if next[name] != c {
+			c.stop()
+		}
 	}
-	r.stopLocked()
-	src.Start()
-	r.current, r.cfg, r.shard = src, cfg, sh
-	r.logger.Info("Kubernetes source started")
-	return src, nil
+	for _, c := range started {
+		c.start()
+	}
+	r.clusters, r.order = next, order
+	return order, nil
 }
 
-func (r *Runner) stopLocked() {
-	if r.current != nil {
-		r.current.Stop()
-		r.current = nil
-	}
-}
-
-// Stop stops the running source.
+// Stop stops every running source.
 func (r *Runner) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.stopLocked()
+	for _, c := range r.clusters {
+		c.stop()
+	}
+	r.clusters, r.order = map[string]*cluster{}, nil
 }
