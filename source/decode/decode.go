@@ -1,7 +1,7 @@
 // Package decode turns the bytes of a certificate container into
 // certificates: PEM (bundles, certificates mixed with keys and other blocks,
-// OpenSSL's TRUSTED CERTIFICATE), DER, PKCS#12/PFX, Java keystores and
-// kubeconfig files, recognised by content. Certificate revocation lists, in
+// OpenSSL's TRUSTED CERTIFICATE), DER, PKCS#12/PFX, Java keystores (JKS and
+// JCEKS) and kubeconfig files, recognised by content. Certificate revocation lists, in
 // PEM ("X509 CRL" blocks) or DER, are summarised beside the certificates
 // (package crl), their entries counted, not kept. Private keys are parsed only to
 // keep their public halves, for the key-match check. Every source that reads
@@ -14,7 +14,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -58,10 +57,25 @@ type Entry struct {
 
 // Decode recognises the format of data and returns every certificate and
 // CRL it holds. password (nil when none is configured) opens PKCS#12 and
-// JKS. Errors carry a source.Class; ErrNoCertificates marks well-formed
+// Java keystores (JKS, JCEKS). Errors carry a source.Class; ErrNoCertificates marks well-formed
 // content with neither certificates nor CRLs (a key, a CSR).
 func Decode(data, password []byte) ([]Entry, error) {
-	entries, err := parse(data, password)
+	return DecodeFile(data, password, nil)
+}
+
+// ReadFile reads a file that a kubeconfig refers to (certificate-authority,
+// client-certificate, client-key), named as the kubeconfig writes it. Its
+// errors carry a source.Class and never the file's content.
+type ReadFile func(ref string) ([]byte, error)
+
+// DecodeFile is Decode for the content of a file: read resolves the files a
+// kubeconfig refers to instead of embedding them. With read nil (content
+// that has no place on a filesystem: a Kubernetes object, a download), an
+// entry that refers to a file is reported with a config-class error. The
+// content read is parsed for certificates only (and keys for their public
+// halves), and wiped after.
+func DecodeFile(data, password []byte, read ReadFile) ([]Entry, error) {
+	entries, err := parseWith(data, password, read)
 	out := make([]Entry, len(entries))
 	for i, e := range entries {
 		out[i] = Entry{Key: e.key, Certs: e.certs, KeyPublics: e.keyPublics, CRLs: e.crls, Err: e.err}
@@ -111,14 +125,12 @@ func KeyPublics(data []byte) []crypto.PublicKey {
 // certificate (a key file, a CSR); directory walks skip such files.
 var ErrNoCertificates = errors.New("no certificate found")
 
-var jksMagic = []byte{0xfe, 0xed, 0xfe, 0xed}
-
 // TakesPassword says whether Decode would read data as one of the formats
-// that take a password, PKCS#12 or JKS: the Kubernetes source parses such
+// that take a password, PKCS#12 or a Java keystore: the Kubernetes source parses such
 // values again when their password changes, and nothing else.
 func TakesPassword(data []byte) bool {
 	switch {
-	case bytes.HasPrefix(data, jksMagic):
+	case isKeystore(data):
 		return true
 	case len(data) == 0 || data[0] != 0x30 || bytes.Contains(data, pemBegin), crl.LooksLikeCRL(data):
 		return false
@@ -130,13 +142,18 @@ func TakesPassword(data []byte) bool {
 // parse recognises the file's format by its content and extracts every
 // certificate it holds. password may be nil. Private keys are parsed only to
 // take their public halves and are not kept.
-func parse(data []byte, password []byte) ([]entry, error) {
+func parse(data []byte, password []byte) ([]entry, error) { return parseWith(data, password, nil) }
+
+// parseWith is parse, with read resolving a kubeconfig's file references.
+func parseWith(data, password []byte, read ReadFile) ([]entry, error) {
 	limit := MaxCertificates()
 	switch {
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, source.Errorf(source.ClassParse, "empty file")
 	case bytes.HasPrefix(data, jksMagic):
 		return parseJKS(data, password, limit)
+	case bytes.HasPrefix(data, jceksMagic):
+		return parseJCEKS(data, password, limit)
 	case bytes.Contains(data, []byte("-----BEGIN ")):
 		e, err := parsePEM(data, limit)
 		if err != nil {
@@ -144,7 +161,7 @@ func parse(data []byte, password []byte) ([]entry, error) {
 		}
 		return []entry{e}, nil
 	case looksLikeKubeconfig(data):
-		return parseKubeconfig(data, limit)
+		return parseKubeconfig(data, limit, read)
 	}
 	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
 		if len(certs) > limit {
@@ -168,9 +185,9 @@ func parse(data []byte, password []byte) ([]entry, error) {
 		if errors.As(err, &classed) {
 			return nil, err
 		}
-		return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, JKS or kubeconfig file: %w", err)
+		return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, Java keystore or kubeconfig file: %w", err)
 	}
-	return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, JKS or kubeconfig file")
+	return nil, source.Errorf(source.ClassParse, "not a PEM, DER, PKCS#12, Java keystore or kubeconfig file")
 }
 
 var pemBegin = []byte("-----BEGIN ")
@@ -431,97 +448,23 @@ func parseJKS(data, password []byte, limit int) ([]entry, error) {
 	return entries, nil
 }
 
-// jksWellFormed walks a Java keystore's structure and checks that every
-// length and count it declares fits in the data, before keystore-go trusts
-// them: the library allocates whatever a length field says, so a 40-byte
-// file declaring four billion certificates would exhaust memory and kill the
-// process (a fatal error, not a recoverable panic).
-func jksWellFormed(data []byte) error {
-	r := jksReader{b: data}
-	r.skip(4) // magic, checked by the caller
-	version := r.u32()
-	if r.err == nil && version != 1 && version != 2 {
-		return fmt.Errorf("unknown version %d", version)
-	}
-	count := r.u32()
-	// Every step consumes bytes or sets r.err, so the loops end with the data.
-	for i := uint32(0); i < count && r.err == nil; i++ {
-		tag := r.u32()
-		r.skip(int(r.u16())) // alias
-		r.skip(8)            // creation time
-		switch tag {
-		case 1: // private key entry
-			r.skip(int(r.u32())) // encrypted key
-			certs := r.u32()
-			for j := uint32(0); j < certs && r.err == nil; j++ {
-				r.cert(version)
-			}
-		case 2: // trusted certificate entry
-			r.cert(version)
-		default:
-			if r.err == nil {
-				return fmt.Errorf("entry %d: unknown tag %d", i, tag)
-			}
-		}
-	}
-	r.skip(20) // SHA-1 integrity digest
-	return r.err
-}
-
-type jksReader struct {
-	b   []byte
-	err error
-}
-
-func (r *jksReader) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(r.b) {
-		r.err = errors.New("truncated or malformed")
-		return nil
-	}
-	p := r.b[:n]
-	r.b = r.b[n:]
-	return p
-}
-
-func (r *jksReader) skip(n int) { r.take(n) }
-
-func (r *jksReader) u16() uint16 {
-	if p := r.take(2); p != nil {
-		return binary.BigEndian.Uint16(p)
-	}
-	return 0
-}
-
-func (r *jksReader) u32() uint32 {
-	if p := r.take(4); p != nil {
-		return binary.BigEndian.Uint32(p)
-	}
-	return 0
-}
-
-func (r *jksReader) cert(version uint32) {
-	if version == 2 {
-		r.skip(int(r.u16())) // certificate type
-	}
-	r.skip(int(r.u32()))
-}
-
-// kubeconfig is the part of a kubeconfig file that holds certificates.
+// kubeconfig is the part of a kubeconfig file that holds certificates,
+// embedded (the -data fields, base64) or as paths of files.
 type kubeconfig struct {
 	Clusters []struct {
 		Name    string `yaml:"name"`
 		Cluster struct {
 			CAData string `yaml:"certificate-authority-data"`
+			CAFile string `yaml:"certificate-authority"`
 		} `yaml:"cluster"`
 	} `yaml:"clusters"`
 	Users []struct {
 		Name string `yaml:"name"`
 		User struct {
 			CertData string `yaml:"client-certificate-data"`
+			CertFile string `yaml:"client-certificate"`
 			KeyData  string `yaml:"client-key-data"`
+			KeyFile  string `yaml:"client-key"`
 		} `yaml:"user"`
 	} `yaml:"users"`
 }
@@ -530,54 +473,40 @@ func looksLikeKubeconfig(data []byte) bool {
 	return bytes.Contains(data, []byte("clusters:")) || bytes.Contains(data, []byte("kind: Config"))
 }
 
-func parseKubeconfig(data []byte, limit int) ([]entry, error) {
+// parseKubeconfig reports one entry per cluster with a CA and per user with
+// a client certificate, embedded or referred to. As in kubectl, embedded
+// data wins over a file named beside it. A reference that cannot be read is
+// an error of its entry alone.
+func parseKubeconfig(data []byte, limit int, read ReadFile) ([]entry, error) {
 	var kc kubeconfig
 	if err := yaml.Unmarshal(data, &kc); err != nil {
 		return nil, source.Errorf(source.ClassParse, "kubeconfig: %v", yamlErrorWithoutContent(err))
 	}
 	var entries []entry
-	decode := func(key, b64 string) ([]byte, error) {
-		der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-		if err != nil {
-			return nil, source.Errorf(source.ClassParse, "%s: invalid base64", key)
-		}
-		return der, nil
-	}
 	for _, c := range kc.Clusters {
-		if c.Cluster.CAData == "" {
-			continue
+		if e, ok := kubeconfigCerts("cluster/"+c.Name, "certificate-authority", c.Cluster.CAData, c.Cluster.CAFile, limit, read); ok {
+			entries = append(entries, e)
 		}
-		key := "cluster/" + c.Name
-		e := entry{key: key}
-		if pemData, err := decode(key, c.Cluster.CAData); err != nil {
-			e.err = err
-		} else if pe, err := parsePEM(pemData, limit); err != nil {
-			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
-		} else {
-			e.certs, e.crls, e.err = pe.certs, pe.crls, pe.err
-		}
-		entries = append(entries, e)
 	}
 	for _, u := range kc.Users {
-		if u.User.CertData == "" {
+		e, ok := kubeconfigCerts("user/"+u.Name, "client-certificate", u.User.CertData, u.User.CertFile, limit, read)
+		if !ok {
 			continue
 		}
-		key := "user/" + u.Name
-		e := entry{key: key}
-		if pemData, err := decode(key, u.User.CertData); err != nil {
-			e.err = err
-		} else if pe, err := parsePEM(pemData, limit); err != nil {
-			e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", key, err))
-		} else {
-			e.certs, e.crls, e.err = pe.certs, pe.crls, pe.err
+		// The key only serves the key-match check: one that cannot be
+		// read or parsed is not reported, as an embedded one.
+		var keyPEM []byte
+		switch {
+		case u.User.KeyData != "":
+			keyPEM, _ = base64.StdEncoding.DecodeString(strings.TrimSpace(u.User.KeyData))
+		case u.User.KeyFile != "" && read != nil:
+			keyPEM, _ = read(u.User.KeyFile)
 		}
-		if u.User.KeyData != "" {
-			if keyPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(u.User.KeyData)); err == nil {
-				if ke, _ := parsePEM(keyPEM, 0); ke.keyPublics != nil {
-					e.keyPublics = ke.keyPublics
-				}
-				clear(keyPEM)
+		if keyPEM != nil {
+			if ke, _ := parsePEM(keyPEM, 0); ke.keyPublics != nil {
+				e.keyPublics = ke.keyPublics
 			}
+			clear(keyPEM)
 		}
 		entries = append(entries, e)
 	}
@@ -585,6 +514,44 @@ func parseKubeconfig(data []byte, limit int) ([]entry, error) {
 		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
 	}
 	return entries, nil
+}
+
+// kubeconfigCerts reads the certificates of one cluster or user from its
+// embedded data or, failing that, from the file it names (field is the
+// kubeconfig's name for it). ok is false when it has neither.
+func kubeconfigCerts(key, field, b64, file string, limit int, read ReadFile) (e entry, ok bool) {
+	e.key = key
+	where := key
+	var pemData []byte
+	switch {
+	case b64 != "":
+		der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+		if err != nil {
+			e.err = source.Errorf(source.ClassParse, "%s: invalid base64", key)
+			return e, true
+		}
+		pemData = der
+	case file != "" && read == nil:
+		e.err = source.Errorf(source.ClassConfig, "%s: %s refers to the file %s, which is read only for kubeconfig files found by the files source; embed it as %s-data", key, field, file, field)
+		return e, true
+	case file != "":
+		content, err := read(file)
+		if err != nil {
+			e.err = source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("%s: %s %s: %w", key, field, file, err))
+			return e, true
+		}
+		defer clear(content)
+		pemData, where = content, fmt.Sprintf("%s: %s %s", key, field, file)
+	default:
+		return e, false
+	}
+	pe, err := parsePEM(pemData, limit)
+	if err != nil {
+		e.err = source.WithClass(source.ClassParse, fmt.Errorf("%s: %w", where, err))
+		return e, true
+	}
+	e.certs, e.crls, e.err = pe.certs, pe.crls, pe.err
+	return e, true
 }
 
 // yamlErrorWithoutContent keeps YAML errors to their line numbers: some

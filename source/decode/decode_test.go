@@ -210,10 +210,12 @@ func TestParseKubeconfigEdges(t *testing.T) {
 		{name: "user without key",
 			yaml: "kind: Config\nusers:\n- name: u\n  user:\n    client-certificate-data: " + b64(testpki.PEM(c)) + "\n",
 			keys: []string{"user/u"}, certs: []int{1}, class: []source.Class{""}},
-		{name: "cluster without data and user with file paths are skipped",
+		// Content with no place on a filesystem cannot resolve a file
+		// reference: the entry says so (kubeconfig_test.go has the files).
+		{name: "cluster without data is skipped, user with a file path is a config error",
 			yaml: "kind: Config\nclusters:\n- name: a\n  cluster:\n    server: https://a\n- name: b\n  cluster:\n    certificate-authority-data: " + b64(testpki.PEM(c)) +
 				"\nusers:\n- name: u\n  user:\n    client-certificate: /x.crt\n",
-			keys: []string{"cluster/b"}, certs: []int{1}, class: []source.Class{""}},
+			keys: []string{"cluster/b", "user/u"}, certs: []int{1, 0}, class: []source.Class{"", source.ClassConfig}},
 		{name: "data with surrounding whitespace",
 			yaml: "kind: Config\nclusters:\n- name: a\n  cluster:\n    certificate-authority-data: \"  " + b64(testpki.PEM(c)) + "\\n\"\n",
 			keys: []string{"cluster/a"}, certs: []int{1}, class: []source.Class{""}},

@@ -54,7 +54,35 @@ func FuzzParse(f *testing.F) {
 		f.Add(s, pw, true)
 		f.Add(s, []byte(nil), false)
 	}
-	f.Fuzz(func(t *testing.T, data, password []byte, withPassword bool) {
+	f.Fuzz(checkParse)
+}
+
+// FuzzJCEKS is FuzzParse from JCEKS keystores made by keytool: trusted and
+// private key entries and a sealed secret key, whose Java serialization
+// stream is the part no other format has.
+//
+//	go test -run='^$' -fuzz=FuzzJCEKS -fuzztime=20s ./source/decode/
+func FuzzJCEKS(f *testing.F) {
+	chain := testpki.NewChain(f, testpki.Options{})
+	pw := []byte("changeit")
+	full := testpki.JCEKS(f, string(pw), []testpki.JKSEntry{
+		{Alias: "server", Key: chain.Leaf.Key, Chain: certs(chain.Leaf, chain.Intermediate)},
+		{Alias: "root", Chain: certs(chain.Root)},
+	}, "secret")
+	// Not the store's password: with the right one every run that keeps
+	// the data whole derives the keys (200,000 MD5 rounds each, slow under
+	// coverage instrumentation), while no mutation of the data ever
+	// passes the integrity check that guards that derivation.
+	for _, s := range [][]byte{full, testpki.JCEKS(f, string(pw), nil, "aes"), {0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 1}} {
+		f.Add(s, []byte("not it"), true)
+		f.Add(s, []byte(nil), false)
+	}
+	f.Fuzz(checkParse)
+}
+
+// checkParse is the property both fuzz targets check.
+func checkParse(t *testing.T, data, password []byte, withPassword bool) {
+	{
 		if !withPassword {
 			password = nil
 		} else if password == nil {
@@ -85,7 +113,9 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse gave %d entries, then %d for the same input", len(entries), len(want))
 		}
 		for n, e := range entries {
-			if e.err != nil {
+			// A kubeconfig entry naming a file, which parse does not
+			// read, is the one entry error of another class.
+			if e.err != nil && source.ClassOf(e.err) != source.ClassConfig {
 				checkClass("entry "+e.key, e.err)
 			}
 			if len(want[n].certs) != len(e.certs) {
@@ -108,7 +138,7 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // malformSignature returns a copy of der whose signature BIT STRING claims

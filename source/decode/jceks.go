@@ -1,0 +1,179 @@
+package decode
+
+import (
+	"crypto"
+	"crypto/cipher"
+	"crypto/des" //nolint:gosec // JCEKS protects keys with triple DES by format
+	"crypto/md5" //nolint:gosec // and derives that key with MD5
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"sort"
+
+	"github.com/certwatch/certwatch/source"
+)
+
+// JCEKS, the keystore type of the Java Cryptography Extension, is read here
+// rather than through a library: keystore-go reads JKS only, and the one Go
+// reader of JCEKS found refuses a whole keystore that holds a secret key.
+// The layout is JKS's (walkKeystore reads both); what differs is the secret
+// key entries, skipped, and the protection of private keys, which is
+// PBEWithMD5AndTripleDES rather than JKS's own scheme.
+
+// parseJCEKS reads the certificates of a JCEKS keystore: those of trusted
+// certificate entries and the chains of private key entries, one entry per
+// alias. Secret key entries hold no certificate and are skipped. The
+// password is handled as for JKS: none configured skips the integrity check,
+// a wrong one marks every entry wrong_password.
+func parseJCEKS(data, password []byte, limit int) ([]entry, error) {
+	var stored []storedEntry
+	digestAt, err := walkKeystore(data, true, func(e storedEntry) { stored = append(stored, e) })
+	if err != nil {
+		return nil, source.Errorf(source.ClassParse, "Java keystore (JCEKS): %v", err)
+	}
+	var problem error
+	if password != nil && !keystoreDigestMatches(data, digestAt, password) {
+		problem = source.Errorf(source.ClassWrongPassword, "Java keystore (JCEKS): the configured password does not match its integrity check")
+	}
+	// As in Java, a later entry replaces an earlier one of the same alias.
+	last := map[string]int{}
+	for i, e := range stored {
+		last[e.alias] = i
+	}
+	aliases := make([]string, 0, len(last))
+	for alias, i := range last {
+		if stored[i].tag != keystoreSecretKey {
+			aliases = append(aliases, alias)
+		}
+	}
+	sort.Strings(aliases)
+	budget := maxJCEKSIterations
+	var entries []entry
+	for _, alias := range aliases {
+		se := stored[last[alias]]
+		e := entry{key: alias, err: problem}
+		if len(se.certs) > limit { // an alias is a place of its own
+			e.err = tooManyCertificates(len(se.certs), limit)
+			entries = append(entries, e)
+			continue
+		}
+		for i, der := range se.certs {
+			c, err := parseCertificate(der, false)
+			if err != nil {
+				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
+				continue
+			}
+			e.certs = append(e.certs, c)
+		}
+		if se.tag == keystorePrivateKey && password != nil && problem == nil {
+			if pub := jceksKeyPublic(se.key, password, &budget); pub != nil {
+				e.keyPublics = []crypto.PublicKey{pub}
+			}
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		if problem != nil {
+			return nil, problem
+		}
+		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
+	}
+	return entries, nil
+}
+
+var oidPBEWithMD5AndTripleDES = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 42, 2, 19, 1}
+
+// maxJCEKSIterations bounds the key derivation work of one keystore: Java
+// writes 200,000 iterations per key today (20 in older releases) and refuses
+// more than 5,000,000 itself. A keystore asking for more than the budget
+// keeps its certificates; only the key-match check goes.
+const maxJCEKSIterations = 5_000_000
+
+type encryptedPrivateKeyInfo struct {
+	Algorithm pkix.AlgorithmIdentifier
+	Data      []byte
+}
+
+type pbeParameters struct {
+	Salt       []byte
+	Iterations int
+}
+
+// jceksKeyPublic decrypts a JCEKS private key (an EncryptedPrivateKeyInfo
+// under PBEWithMD5AndTripleDES, keyed with the store password as keytool
+// does by default) and returns its public half, or nil. The decrypted key
+// is wiped.
+func jceksKeyPublic(protected, password []byte, budget *int) crypto.PublicKey {
+	var info encryptedPrivateKeyInfo
+	if rest, err := asn1.Unmarshal(protected, &info); err != nil || len(rest) > 0 ||
+		!info.Algorithm.Algorithm.Equal(oidPBEWithMD5AndTripleDES) {
+		return nil
+	}
+	var params pbeParameters
+	if _, err := asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &params); err != nil ||
+		len(params.Salt) != 8 || params.Iterations < 1 || params.Iterations > *budget ||
+		len(info.Data) == 0 || len(info.Data)%des.BlockSize != 0 {
+		return nil
+	}
+	*budget -= params.Iterations
+	key, iv := pbeMD5TripleDESKey(password, params.Salt, params.Iterations)
+	block, err := des.NewTripleDESCipher(key)
+	clear(key)
+	if err != nil {
+		return nil
+	}
+	plain := make([]byte, len(info.Data))
+	defer clear(plain)
+	cipher.NewCBCDecrypter(block, iv).CryptBlocks(plain, info.Data)
+	plain, err = unpadPKCS5(plain)
+	if err != nil {
+		return nil
+	}
+	return publicOfPrivateDER("PRIVATE KEY", plain)
+}
+
+// pbeMD5TripleDESKey derives the 24-byte key and 8-byte IV of Sun's
+// PBEWithMD5AndTripleDES: each half of the salt is hashed with the password,
+// iterations times, and the two digests give key and IV. Equal halves would
+// give equal digests, so the first is reversed then. Password characters
+// are taken as bytes, which is what Java does for the ASCII passwords it
+// accepts there.
+func pbeMD5TripleDESKey(password, salt []byte, iterations int) (key, iv []byte) {
+	s := make([]byte, len(salt))
+	copy(s, salt)
+	if string(s[:4]) == string(s[4:]) {
+		s[0], s[1], s[2], s[3] = s[3], s[2], s[1], s[0]
+	}
+	out := make([]byte, 0, 2*md5.Size)
+	h := md5.New() //nolint:gosec // by format
+	var sum [md5.Size]byte
+	for half := 0; half < 2; half++ {
+		state := s[half*4 : half*4+4]
+		for range iterations {
+			h.Reset()
+			h.Write(state)
+			h.Write(password)
+			state = h.Sum(sum[:0])
+		}
+		out = append(out, state...)
+	}
+	return out[:24], out[24:]
+}
+
+var errBadPadding = errors.New("bad padding")
+
+func unpadPKCS5(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, errBadPadding
+	}
+	n := int(b[len(b)-1])
+	if n == 0 || n > des.BlockSize || n > len(b) {
+		return nil, errBadPadding
+	}
+	for _, p := range b[len(b)-n:] {
+		if int(p) != n {
+			return nil, errBadPadding
+		}
+	}
+	return b[:len(b)-n], nil
+}
