@@ -356,8 +356,14 @@ scrape_configs:
 			"CertwatchCollectorFailing":            nil,
 			"CertwatchKubernetesInformerNotSynced": nil, // proven by the Kubernetes end-to-end test's metrics
 			"CertwatchKubernetesWatchErrors":       nil,
-			"CertwatchConfigReloadFailed":          nil,
-			"CertwatchExporterDown":                nil,
+			// No Kubernetes here: certmanager_e2e_test.go runs these against
+			// a real Prometheus scraping certwatch under a real kube-apiserver.
+			"CertwatchCertManagerRenewalOverdue":      nil,
+			"CertwatchCertManagerCertificateNotReady": nil,
+			"CertwatchCertManagerIssuerNotReady":      nil,
+			"CertwatchCertManagerSecretMismatch":      nil,
+			"CertwatchConfigReloadFailed":             nil,
+			"CertwatchExporterDown":                   nil,
 			// No SPIRE agent here: the promtool unit tests cover these.
 			"CertwatchSpiffeSVIDRotationOverdue":  nil,
 			"CertwatchSpiffeWorkloadAPIDown":      nil,

@@ -630,6 +630,11 @@ func wantGrants(cfg *config.Config, namespaced bool) map[rbacGrant]bool {
 	if k.CRDs {
 		want[rbacGrant{"", "apiextensions.k8s.io", "customresourcedefinitions"}] = true
 	}
+	if k.CertManager.Mode() != config.CertManagerDisabled {
+		for _, resource := range []string{"certificates", "certificaterequests", "issuers", "clusterissuers"} {
+			want[rbacGrant{"", "cert-manager.io", resource}] = true
+		}
+	}
 	return want
 }
 
