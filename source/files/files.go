@@ -165,10 +165,12 @@ func (s *Source) refreshOwned(path string, g *group, owns func() bool) {
 		return
 	}
 	id := identityOf(st)
+	id.refs = s.restatRefs(path, g.optsKey) // a kubeconfig's referenced files (kubeconfig.go)
 	if s.cache.fresh(path, id, g.optsKey) {
 		return
 	}
-	entries, container, err := s.load(path, st.Size(), g.password)
+	entries, container, refs, err := s.loadWithRefs(path, st.Size(), g.password)
+	id.refs = refs
 	if err != nil {
 		// Failures are cached too: a junk file is not re-parsed every scrape.
 		// A file without certificates is cached as such, not as nothing, so
@@ -185,7 +187,7 @@ func failedEntry(err error) []decode.Entry { return []decode.Entry{{Err: err}} }
 // where a walked file without one is skipped (see findings).
 var claimingExtensions = map[string]bool{
 	".crt": true, ".pem": true, ".cer": true, ".der": true, ".p12": true, ".pfx": true,
-	".jks": true, ".keystore": true, ".kubeconfig": true, ".crl": true,
+	".jks": true, ".jceks": true, ".keystore": true, ".kubeconfig": true, ".crl": true,
 }
 
 func claimsCertificate(path string) bool {
@@ -233,8 +235,15 @@ var testLoads, testParses atomic.Int64
 // container says whether the content is a certificate container even though
 // it may not parse: certificate PEM blocks, a keystore, a kubeconfig.
 func (s *Source) load(path string, size int64, password []byte) (entries []decode.Entry, container bool, err error) {
+	entries, container, _, err = s.loadWithRefs(path, size, password)
+	return entries, container, err
+}
+
+// loadWithRefs is load, also returning the identities of the files a
+// kubeconfig referred to (kubeconfig.go), "" for any other file.
+func (s *Source) loadWithRefs(path string, size int64, password []byte) (entries []decode.Entry, container bool, refs string, err error) {
 	if size > s.maxSize {
-		return nil, false, source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
+		return nil, false, "", source.Errorf(source.ClassTooLarge, "file is %d bytes, over the %d-byte limit (global.max_file_size)", size, s.maxSize)
 	}
 	testLoads.Add(1)
 	if s.beforeOpen != nil {
@@ -242,24 +251,26 @@ func (s *Source) load(path string, size int64, password []byte) (entries []decod
 	}
 	f, err := os.OpenFile(path, openFlags, 0)
 	if err != nil {
-		return nil, false, source.WithClass(source.Infer(err, source.ClassUnknown), err)
+		return nil, false, "", source.WithClass(source.Infer(err, source.ClassUnknown), err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
-		return nil, false, notRegular(path, st)
+		return nil, false, "", notRegular(path, st)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, s.maxSize+1))
 	if err != nil {
-		return nil, false, source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
+		return nil, false, "", source.WithClass(source.Infer(err, source.ClassUnknown), fmt.Errorf("reading: %w", err))
 	}
 	if int64(len(data)) > s.maxSize { // it grew after the stat
-		return nil, false, source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
+		return nil, false, "", source.Errorf(source.ClassTooLarge, "file is over the %d-byte limit (global.max_file_size)", s.maxSize)
 	}
 	testParses.Add(1)
-	entries, err = decode.Decode(data, password)
+	refReader := s.refReader(path)
+	entries, err = decode.DecodeFile(data, password, refReader.read)
+	refs = refReader.refs()
 	container = len(entries) > 0 || source.ClassOf(err) == source.ClassWrongPassword || looksLikeContainer(data)
 	clear(data) // the file may hold private keys
-	return entries, container, err
+	return entries, container, refs, err
 }
 
 var certificateMarkers = [][]byte{[]byte("-----BEGIN CERTIFICATE"), []byte("-----BEGIN TRUSTED CERTIFICATE"),
@@ -269,7 +280,7 @@ var certificateMarkers = [][]byte{[]byte("-----BEGIN CERTIFICATE"), []byte("----
 // CRLs) even when it does not parse: PEM certificate or CRL blocks or a Java
 // keystore's magic.
 func looksLikeContainer(data []byte) bool {
-	if bytes.HasPrefix(data, []byte{0xfe, 0xed, 0xfe, 0xed}) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xed, 0xfe, 0xed}) || bytes.HasPrefix(data, []byte{0xce, 0xce, 0xce, 0xce}) { // JKS, JCEKS
 		return true
 	}
 	for _, m := range certificateMarkers {
@@ -298,5 +309,6 @@ type identity struct {
 	dev, ino uint64
 	size     int64
 	mtimeNs  int64
-	ctimeNs  int64 // a chmod or a rename over the file also counts
+	ctimeNs  int64  // a chmod or a rename over the file also counts
+	refs     string // a kubeconfig's referenced files, as they were read (kubeconfig.go)
 }

@@ -450,9 +450,9 @@ func TestCollectBadInput(t *testing.T) {
 		{name: "kubeconfig that is not yaml",
 			files: map[string][]byte{"kubeconfig": []byte("kind: Config\nclusters: [ {name: x\n  : : :\n")},
 			want:  []want{{target: "kubeconfig", class: source.ClassParse}}},
-		{name: "kubeconfig without embedded certificates",
-			files: map[string][]byte{"kubeconfig": []byte("kind: Config\nclusters:\n- name: x\n  cluster:\n    certificate-authority: /etc/ca.pem\n")},
-			want:  []want{{target: "kubeconfig", class: source.ClassParse}}},
+		{name: "kubeconfig referring to a missing file", // kubeconfig_test.go has the rest
+			files: map[string][]byte{"kubeconfig": []byte("kind: Config\nclusters:\n- name: x\n  cluster:\n    certificate-authority: missing/ca.pem\n")},
+			want:  []want{{target: "kubeconfig", key: "cluster/x", class: source.ClassNotFound}}},
 		{name: "kubeconfig with bad base64 in one cluster",
 			files: map[string][]byte{"kubeconfig": []byte("kind: Config\nclusters:\n- name: bad\n  cluster:\n    certificate-authority-data: '%%%not base64'\n" +
 				"- name: good\n  cluster:\n    certificate-authority-data: " + base64.StdEncoding.EncodeToString(testpki.PEM(c1)) + "\n")},
