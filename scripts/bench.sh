@@ -83,7 +83,7 @@ figure soak -scrapes "$SOAK" -certwatch "$OUT/certwatch" "${COMMON[@]}"
 if [ "${CERTWATCH_SKIP_PEERS:-}" = 1 ]; then
 	step "figure: peers skipped (CERTWATCH_SKIP_PEERS=1)"
 elif scripts/peers.sh | awk '$3 == "-" { missing = 1 } END { exit missing }'; then
-	PEER_SIZES=(-files "$FILES" -endpoints "$ENDPOINTS")
+	PEER_SIZES=(-files "$FILES" -endpoints "$ENDPOINTS" -kube-secrets "$SECRETS")
 	figure peers "${PEER_SIZES[@]}" -certwatch "$OUT/certwatch" "${COMMON[@]}"
 else
 	step "figure: peers skipped: a peer exporter could not be built (see scripts/peers.sh and bench/README.md)"
