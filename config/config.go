@@ -244,7 +244,7 @@ type ConfigMapWatch struct {
 // Default key patterns.
 var (
 	DefaultSecretTypes          = []string{"kubernetes.io/tls"}
-	DefaultSecretKeyPatterns    = []string{"*.crt", "*.pem", "*.crl", "*.p12", "*.pfx", "*.jks"}
+	DefaultSecretKeyPatterns    = []string{"*.crt", "*.pem", "*.crl", "*.p12", "*.pfx", "*.jks", "*.jceks"}
 	DefaultConfigMapKeyPatterns = []string{"*.crt", "*.pem", "*.crl"}
 )
 
