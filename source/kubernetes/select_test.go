@@ -297,3 +297,46 @@ func TestAnnotationSelector(t *testing.T) {
 		return ok
 	})
 }
+
+func TestNamespaceSelectorExpressions(t *testing.T) {
+	namespaces := map[string]map[string]string{
+		"payments": {"team": "payments", "env": "prod"},
+		"web":      {"team": "web", "env": "staging"},
+		"bare":     {},
+	}
+	cases := []struct {
+		selector string
+		selected []string // "unknown" is a namespace not seen yet: never selected
+	}{
+		{"team=payments", []string{"payments"}},
+		{"team!=payments", []string{"web", "bare"}},
+		{"env in (prod, staging)", []string{"payments", "web"}},
+		{"!team", []string{"bare"}},
+		{"team,env notin (prod)", []string{"web"}},
+	}
+	for _, c := range cases {
+		t.Run(c.selector, func(t *testing.T) {
+			cfg := config.Kubernetes{Secrets: &config.SecretWatch{Selection: config.Selection{ObjectSelect: config.ObjectSelect{NamespaceSelector: c.selector}}}}
+			sel, err := newSelection(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &Source{sel: sel, objects: map[string]*parsed{}, dependents: map[string]map[string]struct{}{}}
+			for name, labels := range namespaces {
+				s.setNamespace(name, labels, true)
+			}
+			for _, ns := range []string{"payments", "web", "bare", "unknown"} {
+				want := false
+				for _, w := range c.selected {
+					want = want || w == ns
+				}
+				if got := s.namespaceSelectedLocked(KindSecret, ns); got != want {
+					t.Errorf("namespace %s selected = %v, want %v", ns, got, want)
+				}
+				if !s.namespaceSelectedLocked(KindConfigMap, ns) {
+					t.Errorf("namespace %s: a kind without a namespace_selector is not selected", ns)
+				}
+			}
+		})
+	}
+}
