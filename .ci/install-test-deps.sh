@@ -4,7 +4,9 @@
 # responses, that the tests start themselves, on loopback high ports, with
 # configurations and certificates they write to temporary directories. Also
 # Chromium, which inventory/browser_test.go runs headless against the
-# inventory pages (CERTWATCH_SKIP_BROWSER_TESTS=1 skips that test instead).
+# inventory pages (CERTWATCH_SKIP_BROWSER_TESTS=1 skips that test instead),
+# and a Java runtime for keytool, which makes the JCEKS keystores the
+# keystore tests read.
 #
 # Idempotent: packages already installed are skipped, so a second run takes
 # well under a second. Must run as root on Debian (12 "bookworm" is what the
@@ -28,6 +30,7 @@ packages=(
 	podman         # container image test (deploy/container): make image + inspect
 	buildah
 	openssl        # cross-check of the trust store's dates
+	openjdk-17-jre-headless # keytool: the tests make JCEKS keystores with it (internal/testpki/keytool.go)
 	chromium       # inventory/browser_test.go drives the inventory pages in headless Chromium (chromedp)
 )
 # init scripts / units of those packages, stopped and disabled when this

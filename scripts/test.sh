@@ -142,5 +142,6 @@ go test -race -count=1 -timeout 20m ./...
 
 step "fuzzing the file parsers for ${FUZZTIME}"
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="$FUZZTIME" -fuzzminimizetime=2s ./source/decode/
+go test -run='^$' -fuzz='^FuzzJCEKS$' -fuzztime="$FUZZTIME" -fuzzminimizetime=2s ./source/decode/
 
 step "all tests passed"
