@@ -68,7 +68,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The configuration file of the Deployment, as YAML. */}}
 {{- define "certwatch.config" -}}
-{{- toYaml (.Values.config | default dict) }}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- $_ := include "certwatch.addMesh" (dict "root" . "cfg" $cfg) }}
+{{- toYaml $cfg }}
 {{- end }}
 
 {{/*
