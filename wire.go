@@ -38,11 +38,12 @@ type sourceWiring struct {
 }
 
 func newSourceWiring(kubeFlags *kubeclient.Flags, inspector *inspect.Inspector, logger *slog.Logger) *sourceWiring {
-	return &sourceWiring{logger: logger, inspector: inspector, fileCache: files.NewCache(),
+	return &sourceWiring{logger: logger, inspector: inspector, fileCache: files.NewWatchingCache(),
 		kube: kubeclient.NewRunner(kubeFlags, logger), spiffe: spiffe.NewRunner(logger), urls: urls.NewRunner(logger)}
 }
 
 func (w *sourceWiring) stop() {
+	w.fileCache.Stop()
 	w.kube.Stop()
 	w.spiffe.Stop()
 	w.urls.Stop()

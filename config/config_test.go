@@ -61,7 +61,7 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown key with a suggestion", "global:\n  probe_concurency: 5\n",
 			[]string{"line 2: global.probe_concurency: unknown key (did you mean probe_concurrency?)"}},
 		{"unknown key far from any", "global:\n  workers: 5\n",
-			[]string{"line 2: global.workers: unknown key (valid here: certificate_series, max_certificates_per_place, max_file_size, probe_concurrency, revocation)"}},
+			[]string{"line 2: global.workers: unknown key (valid here: certificate_series, files_recheck_interval, files_watch, max_certificates_per_place, max_file_size, probe_concurrency, revocation)"}},
 		{"unknown key in a module", "modules:\n  default:\n    tls:\n      min_versoin: TLS12\n",
 			[]string{"line 4: modules.default.tls.min_versoin: unknown key (did you mean min_version?)"}},
 		{"unknown key in a list item", "endpoints:\n  - targets: [\"a.example:443\"]\n    modul: default\n",

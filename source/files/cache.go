@@ -3,6 +3,7 @@ package files
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/certwatch/certwatch/source/decode"
 )
@@ -33,6 +34,16 @@ type Cache struct {
 	// parsers: a snapshot of 100,000 files would take seconds instead of a
 	// fraction of one.
 	pause pauser
+
+	// Watching (watch.go): only a cache whose owner calls Stop may start
+	// an inotify instance and its goroutines.
+	mayWatch      bool
+	watchMu       sync.Mutex
+	watch         *watcher
+	stopped       bool
+	watchFailed   bool             // inotify could not be set up: poll
+	watchFailures atomic.Int64     // counted as watch_error fallbacks
+	testWatchHook func(w *watcher) // tests: replace the watcher's seams
 }
 
 // pauser stops new work while at least one holder holds it.
@@ -97,6 +108,15 @@ func NewCache() *Cache {
 		reading: map[string]chan struct{}{},
 		slots:   make(chan struct{}, max(16, runtime.GOMAXPROCS(0)*2)),
 	}
+}
+
+// NewWatchingCache returns an empty cache whose Sources may watch their
+// directories with inotify (global.files_watch) rather than stat every file
+// at every scrape. Call Stop when done with it.
+func NewWatchingCache() *Cache {
+	c := NewCache()
+	c.mayWatch = true
+	return c
 }
 
 // fresh says whether path's cached outcome was read from the file as it is

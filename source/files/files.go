@@ -49,6 +49,8 @@ type Source struct {
 	// listed, so tests can make either slow or hang.
 	beforeOpen func(path string)
 	beforeList func(dir string)
+
+	watch *sourceWatch // watch.go: inotify or polling
 }
 
 type group struct {
@@ -100,6 +102,7 @@ func New(cfg *config.Config, cache *Cache, logger *slog.Logger) *Source {
 		g.optsKey = g.verify.RootsID + "|" + hashPassword(g.password) + "|" + strconv.Itoa(cfg.Global.MaxCertificatesPerPlace)
 		s.groups = append(s.groups, g)
 	}
+	s.initWatch(cfg)
 	return s
 }
 
@@ -155,6 +158,7 @@ func (s *Source) refreshOwned(path string, g *group, owns func() bool) {
 			s.cache.put(path, e)
 		}
 	}
+	testStats.Add(1)
 	st, err := os.Stat(path)
 	if err != nil {
 		put(cached{optsKey: g.optsKey, failed: true, entries: failedEntry(source.WithClass(source.Infer(err, source.ClassUnknown), err))})
@@ -228,8 +232,9 @@ func (s *Source) findings(g *group, path string, c cached, explicit bool) (out [
 	return out, false
 }
 
-// Counters of the files opened and parsed, for tests to tell a cache hit.
-var testLoads, testParses atomic.Int64
+// Counters of the files stat'ed, opened and parsed, for tests to tell a
+// cache hit (and, watching, that nothing was stat'ed).
+var testLoads, testParses, testStats atomic.Int64
 
 // load reads and parses one file, refusing files over the size cap.
 // container says whether the content is a certificate container even though

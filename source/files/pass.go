@@ -26,16 +26,19 @@ type pass struct {
 	next    *pass         // the newer pass; set before stale is closed
 	dropped atomic.Bool   // some work was left to the newer pass
 
-	mu      sync.Mutex
-	claimed map[string]int // path -> the earliest group that found it so far
-	joined  []<-chan struct{}
-	rejoin  []readJob // jobs that joined another read of their file
+	mu       sync.Mutex
+	claimed  map[string]int // path -> the earliest group that found it so far
+	joined   []<-chan struct{}
+	rejoin   []readJob         // jobs that joined another read of their file
+	fullKeys map[string]uint64 // watched paths checked in full (watch.go)
+	walked   atomic.Bool       // some configured path was walked
 }
 
 type readJob struct {
 	path string
 	g    *group
-	gi   int // g's index
+	gi   int    // g's index
+	seq  uint64 // an event marked the file (watch.go): read it whatever its identity
 }
 
 func (c *Cache) newPass(s *Source) *pass {
@@ -47,6 +50,9 @@ func (c *Cache) newPass(s *Source) *pass {
 	}
 	c.latest = p
 	c.passMu.Unlock()
+	if s.watching() {
+		s.watch.w.latest.Store(s) // background passes run with the newest configuration
+	}
 	return p
 }
 
@@ -94,6 +100,10 @@ wait:
 
 func (p *pass) run() {
 	s := p.s
+	started := s.watchNow()
+	// Watching: every event of what happened before this pass is taken
+	// into account before deciding what to check (watch.go).
+	barrierOK := s.watching() && s.watch.w.barrier()
 	jobs := make(chan readJob, 1024)
 	var walkers sync.WaitGroup
 	for gi := range s.groups {
@@ -103,26 +113,48 @@ func (p *pass) run() {
 		}
 		for ei, path := range g.cfg.Paths {
 			key := g.walkKeys[ei]
+			plan := p.plan(key, barrierOK)
+			if plan.full {
+				p.mu.Lock()
+				if p.fullKeys == nil {
+					p.fullKeys = map[string]uint64{}
+				}
+				p.fullKeys[key] = plan.seq
+				p.mu.Unlock()
+			}
 			walkers.Add(1)
 			go func() {
 				defer walkers.Done()
-				walked := s.cache.walk(key, func() discovery { return discoverOne(path, g.cfg.Exclude, s.beforeList) })
-				select {
-				case <-walked:
-				case <-p.stale:
-					p.dropped.Store(true)
-					return
+				if plan.walk {
+					p.walked.Store(true)
+					walked := s.cache.walk(key, func() discovery {
+						if plan.register {
+							return s.discoverWatched(path, g.cfg.Exclude, key, plan)
+						}
+						return discoverOne(path, g.cfg.Exclude, s.beforeList)
+					})
+					select {
+					case <-walked:
+					case <-p.stale:
+						p.dropped.Store(true)
+						return
+					}
 				}
 				d := s.cache.lastWalk(key)
 				if d == nil { // dropped by a newer configuration's pass meanwhile
 					return
 				}
-				for _, f := range d.found {
+				files, seqs := p.filesToRefresh(key, plan, d)
+				for i, f := range files {
 					if !p.claim(f.path, gi) || !s.shard.Owns(source.KindFile+"|"+f.path) {
 						continue
 					}
+					var seq uint64
+					if seqs != nil {
+						seq = seqs[i]
+					}
 					select {
-					case jobs <- readJob{path: f.path, g: g, gi: gi}:
+					case jobs <- readJob{path: f.path, g: g, gi: gi, seq: seq}:
 					case <-p.stale:
 						p.dropped.Store(true)
 						return
@@ -157,7 +189,13 @@ func (p *pass) run() {
 					p.mu.Unlock()
 					continue
 				}
+				if j.seq != 0 {
+					s.cache.invalidate(j.path)
+				}
 				s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
+				if j.seq != 0 && p.owner(j.path, j.gi) { // another group's read is not the one reported
+					s.watch.w.clean(j.path, j.seq)
+				}
 				s.cache.endRead(j.path)
 				<-s.cache.slots
 			}
@@ -175,6 +213,14 @@ func (p *pass) run() {
 	// reached by two groups, read first for the later one) reads it again
 	// with its own, when its group is the one the file is reported under.
 	for _, j := range p.rejoin {
+		if j.seq != 0 && p.owner(j.path, j.gi) && s.watch.w.isDirty(j.path, j.seq) {
+			// Marked by an event and read meanwhile for a group it is not
+			// reported under: read it for this one.
+			s.cache.invalidate(j.path)
+			s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
+			s.watch.w.clean(j.path, j.seq)
+			continue
+		}
 		if _, ok := s.cache.outcome(j.path, j.g.optsKey); !ok && p.owner(j.path, j.gi) {
 			s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
 		}
@@ -185,9 +231,10 @@ func (p *pass) run() {
 	s.cache.passMu.Lock()
 	latest := s.cache.latest == p
 	s.cache.passMu.Unlock()
-	if latest {
+	if latest && (p.walked.Load() || !s.watching()) { // watching: what is found changes only by a walk
 		s.retain()
 	}
+	p.watchPassDone(started)
 	close(p.done)
 }
 
@@ -234,6 +281,7 @@ func (s *Source) retain() {
 		}
 	}
 	s.cache.retain(paths, keys)
+	s.watchRetain(keys)
 }
 
 var (
@@ -370,5 +418,5 @@ func (s *Source) Scrape(ctx context.Context) source.Result {
 		status[group] = source.Sample{Name: nameSkipped, Help: helpSkipped,
 			LabelNames: []string{"group"}, Values: []string{strconv.Itoa(group)}, Value: float64(n)}
 	}
-	return source.Result{Findings: findings, Status: status}
+	return source.Result{Findings: findings, Status: append(status, s.watchStatus()...)}
 }
