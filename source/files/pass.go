@@ -193,6 +193,7 @@ func (p *pass) run() {
 					s.cache.invalidate(j.path)
 				}
 				s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
+				s.watchNoteRefs(j.path, j.g)
 				if j.seq != 0 && p.owner(j.path, j.gi) { // another group's read is not the one reported
 					s.watch.w.clean(j.path, j.seq)
 				}

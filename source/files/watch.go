@@ -157,6 +157,7 @@ type watcher struct {
 	dirs      map[string]*watchedDir
 	keys      map[string]*keyWatch
 	dirty     map[string]uint64 // file -> sequence number of its last event
+	withRefs  map[string]bool   // kubeconfigs that refer to other files: refreshed at every pass
 	seq       uint64
 	fallbacks map[string]uint64
 	broken    bool // a barrier timed out: events cannot be trusted any more
@@ -219,7 +220,7 @@ func newWatcher(c *Cache, logger *slog.Logger) (*watcher, error) {
 		return nil, err
 	}
 	w := &watcher{cache: c, logger: logger, fsw: fsw, dirs: map[string]*watchedDir{}, keys: map[string]*keyWatch{},
-		dirty: map[string]uint64{}, fallbacks: map[string]uint64{}, now: time.Now, fsType: statfsType,
+		dirty: map[string]uint64{}, withRefs: map[string]bool{}, fallbacks: map[string]uint64{}, now: time.Now, fsType: statfsType,
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	w.addWatch = fsw.Add
 	if c.testWatchHook != nil {
@@ -559,6 +560,15 @@ func (p *pass) filesToRefresh(key string, plan keyPlan, d *discovery) ([]foundFi
 	}
 	var files []foundFile
 	var seqs []uint64
+	for path := range w.withRefs {
+		if _, marked := k.pending[path]; marked {
+			continue
+		}
+		if i, found := slices.BinarySearchFunc(d.found, path, func(f foundFile, p string) int { return strings.Compare(f.path, p) }); found {
+			files = append(files, d.found[i])
+			seqs = append(seqs, 0)
+		}
+	}
 	for path := range k.pending {
 		seq, ok := w.dirty[path]
 		if !ok {
@@ -856,6 +866,7 @@ func (w *watcher) retain(keys map[string]bool) {
 	}
 	if len(w.keys) == 0 {
 		clear(w.dirty)
+		clear(w.withRefs)
 	}
 }
 
@@ -876,6 +887,25 @@ func (p *pass) watchPassDone(started time.Time) {
 		if k := w.keys[key]; k != nil && k.registered {
 			k.fullDone, k.lastFull = seq, started
 		}
+	}
+}
+
+// watchNoteRefs notes whether path, just refreshed, is a kubeconfig that
+// refers to other files (kubeconfig.go): those files may be anywhere, so
+// rather than watch them the kubeconfig is refreshed at every pass, which
+// stats them again, as when polling.
+func (s *Source) watchNoteRefs(path string, g *group) {
+	if !s.watching() {
+		return
+	}
+	c, ok := s.cache.outcome(path, g.optsKey)
+	w := s.watch.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ok && c.id.refs != "" {
+		w.withRefs[path] = true
+	} else {
+		delete(w.withRefs, path)
 	}
 }
 

@@ -750,3 +750,23 @@ func checkWatchUnreadable(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(dir, "d/a.pem"), 0o644))
 	e.check("readable again", e.scrape(), map[string]string{"d/a.pem": "a"})
 }
+
+// TestWatchKubeconfigReferences: a kubeconfig that names a certificate file
+// elsewhere sees that file's change at the next scrape, though nothing
+// watches the file's directory.
+func TestWatchKubeconfigReferences(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "elsewhere/ca.pem", pemOf(t, "ca-1"))
+	write(t, dir, "kube/config.kubeconfig", []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: x
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority: %s
+`, filepath.Join(dir, "elsewhere/ca.pem"))))
+	e := newWatchEnv(t, dir, nil, groupSpec{Paths: []string{"kube"}})
+	e.check("first", e.scrape(), map[string]string{"kube/config.kubeconfig#cluster/x": "ca-1"})
+	replaceByRename(t, dir, "elsewhere/ca.pem", pemOf(t, "ca-2"))
+	e.check("referenced file changed", e.scrape(), map[string]string{"kube/config.kubeconfig#cluster/x": "ca-2"})
+}
