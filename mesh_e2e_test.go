@@ -11,11 +11,14 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,10 +102,13 @@ func TestMeshPresetsAgainstAPIServer(t *testing.T) {
 	istioRoot := testpki.New(t, nil, testpki.Options{CommonName: "Root CA", IsCA: true, NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour)})
 	istioCA := testpki.New(t, istioRoot, testpki.Options{CommonName: "Intermediate CA", IsCA: true, NotAfter: time.Now().Add(2 * 365 * 24 * time.Hour)})
 	selfSigned := testpki.New(t, nil, testpki.Options{CommonName: "cluster.local", IsCA: true, NotAfter: time.Now().Add(10 * 365 * 24 * time.Hour)})
-	oldRoot := testpki.New(t, nil, testpki.Options{CommonName: "old root", IsCA: true})
-	// Linkerd: a trust anchor and the issuer cert-manager renews from it.
+	// The root a stale copy still holds, 20 days from expiry.
+	oldRoot := testpki.New(t, nil, testpki.Options{CommonName: "old root", IsCA: true, NotAfter: time.Now().Add(20 * 24 * time.Hour)})
+	// Linkerd: a trust anchor and the 48-hour issuer cert-manager renews
+	// from it, overdue: 8 hours left.
 	anchor := testpki.New(t, nil, testpki.Options{CommonName: "root.linkerd.cluster.local", IsCA: true})
-	issuer := testpki.New(t, anchor, testpki.Options{CommonName: "identity.linkerd.cluster.local", IsCA: true, NotAfter: time.Now().Add(48 * time.Hour)})
+	issuer := testpki.New(t, anchor, testpki.Options{CommonName: "identity.linkerd.cluster.local", IsCA: true,
+		NotBefore: time.Now().Add(-40 * time.Hour), NotAfter: time.Now().Add(8 * time.Hour)})
 
 	create := func(path string, obj map[string]any) {
 		t.Helper()
@@ -238,6 +244,10 @@ func TestMeshPresetsAgainstAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("the mesh alerts match their fixtures in a real Prometheus", func(t *testing.T) {
+		meshAlertsInPrometheus(t, p.addr, dir)
+	})
+
 	t.Run("a renewed issuer and a copy that goes", func(t *testing.T) {
 		renewed := testpki.New(t, istioRoot, testpki.Options{CommonName: "Intermediate CA", IsCA: true, NotAfter: time.Now().Add(3 * 365 * 24 * time.Hour)})
 		if code, body := cluster.Do(t, http.MethodPut, "/api/v1/namespaces/istio-system/secrets/cacerts", secretJSON("istio-system", "cacerts", "Opaque", map[string][]byte{
@@ -253,4 +263,85 @@ func TestMeshPresetsAgainstAPIServer(t *testing.T) {
 				len(find(m, "certwatch_target_success", map[string]string{"target": "payments/istio-ca-root-cert"})) == 0
 		})
 	})
+}
+
+// meshAlertsInPrometheus has a real Prometheus scrape certwatch and checks
+// that each mesh alert's expression returns exactly its fixtures: the
+// overdue Linkerd issuer, the Istio copy whose root expires in 20 days (one
+// result for the mesh), and that copy again as stale.
+func meshAlertsInPrometheus(t *testing.T, certwatchAddr, dir string) {
+	prometheus := testtools.Find(t, "prometheus")
+	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := freePort(t)
+	promDir := filepath.Join(dir, "prometheus")
+	writeFile(t, filepath.Join(promDir, "prometheus.yml"), []byte(fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [%q]
+scrape_configs:
+  - job_name: certwatch
+    static_configs:
+      - targets: [%q]
+`, rules, certwatchAddr)))
+	prom := exec.Command(prometheus, "--config.file="+filepath.Join(promDir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(promDir, "tsdb"), "--web.listen-address="+promAddr)
+	promLog := &testtools.SyncBuffer{}
+	prom.Stdout, prom.Stderr = promLog, promLog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = prom.Process.Kill()
+		_ = prom.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
+	pc := promClient{base: "http://" + promAddr}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		res, err := pc.query(t, `count_over_time(certwatch_chain_valid{mesh_role="trust_roots"}[1m]) >= 2`)
+		if err == nil && len(res) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not scrape certwatch in time (last error: %v)", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	want := map[string][]string{
+		"CertwatchMeshCAExpiring":         {"linkerd/linkerd-identity-issuer tls.crt 0"},
+		"CertwatchMeshTrustRootsExpiring": {"istio configmap root-cert.pem"},
+		"CertwatchMeshTrustRootsStale":    {"payments/istio-ca-root-cert root-cert.pem"},
+	}
+	exprs := alertExpressions(t, rules)
+	for name := range exprs {
+		if strings.HasPrefix(name, "CertwatchMesh") && want[name] == nil {
+			t.Errorf("alert %s has no expectation in this test", name)
+		}
+	}
+	for name, expected := range want {
+		res, err := pc.query(t, exprs[name])
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var got []string
+		for _, r := range res {
+			m := r.Metric
+			if m["target"] == "" { // aggregated over the copies
+				got = append(got, m["mesh"]+" "+m["source"]+" "+m["key"])
+				continue
+			}
+			got = append(got, strings.TrimSpace(m["target"]+" "+m["key"]+" "+m["index"]))
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, expected) {
+			t.Errorf("%s matched %v, want %v", name, got, expected)
+		}
+	}
 }

@@ -364,6 +364,13 @@ scrape_configs:
 			"CertwatchCertManagerSecretMismatch":      nil,
 			"CertwatchConfigReloadFailed":             nil,
 			"CertwatchExporterDown":                   nil,
+
+			// No Kubernetes here either: mesh_e2e_test.go runs these against
+			// a real Prometheus scraping certwatch under a real kube-apiserver.
+			"CertwatchMeshCAExpiring":         nil,
+			"CertwatchMeshTrustRootsExpiring": nil,
+			"CertwatchMeshTrustRootsStale":    nil,
+
 			// No SPIRE agent here: the promtool unit tests cover these.
 			"CertwatchSpiffeSVIDRotationOverdue":  nil,
 			"CertwatchSpiffeWorkloadAPIDown":      nil,
