@@ -20,7 +20,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certwatch/certwatch/collector"
+	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/internal/childproc"
+	"github.com/certwatch/certwatch/source"
+	"github.com/certwatch/certwatch/source/endpoint"
+	"github.com/certwatch/certwatch/source/files"
 )
 
 // Figure 1: the files source with the collector, in process.
@@ -32,6 +37,7 @@ func runFiles(args []string) {
 	var c common
 	c.register(fs)
 	sizes := fs.String("sizes", "1000,10000,100000", "numbers of files")
+	watch := fs.String("watch", "poll,inotify", "global.files_watch modes whose warm scrapes are compared side by side (\"\" for none)")
 	parseFlags(fs, args)
 
 	tb := newTB()
@@ -49,7 +55,7 @@ func runFiles(args []string) {
 		runtime.GOMAXPROCS(0)*2)
 	for _, n := range ns {
 		out := filepath.Join(os.TempDir(), fmt.Sprintf("certwatch-bench-files-%d-%d.json", n, os.Getpid()))
-		args := []string{"files-one", "-n", strconv.Itoa(n), "-out", out, "-runs", strconv.Itoa(c.runs), "-cache", c.cache}
+		args := []string{"files-one", "-n", strconv.Itoa(n), "-out", out, "-runs", strconv.Itoa(c.runs), "-cache", c.cache, "-watch", *watch}
 		if c.profile != "" {
 			args = append(args, "-profile", c.profile)
 		}
@@ -93,6 +99,7 @@ func runFilesOne(args []string) {
 	c.register(fs)
 	n := fs.Int("n", 1000, "number of files")
 	out := fs.String("out", "", "where to write the figure")
+	watch := fs.String("watch", "poll,inotify", "global.files_watch modes to compare")
 	parseFlags(fs, args)
 
 	tb := newTB()
@@ -225,6 +232,10 @@ func runFilesOne(args []string) {
 	fig.add(measured(cs, "scrape after 1% of files renewed", "ms", chg).
 		withFloor("stat all + read+parse the 1%", floorChg))
 	b.validate(x)
+
+	if *watch != "" {
+		b.watchModes(fig, cs, strings.Split(*watch, ","), c.runs)
+	}
 
 	if c.profile != "" && b.n <= 10000 { // enough evidence; 100,000 would take minutes
 		cpuProfile(c.profile, fmt.Sprintf("files-%d-cold", b.n), func() {
@@ -376,3 +387,78 @@ func (b *filesBench) statFloor(paths []string) time.Duration {
 }
 
 func runtimeKeepAlive(x any) { runtime.KeepAlive(x) }
+
+// watchModes measures the CPU of a warm scrape (nothing changed) with each
+// global.files_watch mode, one exporter per mode in this process, their
+// runs alternated; the first mode is the reference of the others' ratio.
+// CPU is the whole process's (every thread, /proc schedstat), so what the
+// watcher's goroutines spend counts too.
+func (b *filesBench) watchModes(fig *Figure, cs string, modes []string, runs int) {
+	type exp struct {
+		mode  string
+		x     *inProcess
+		cache *files.Cache
+	}
+	var exps []exp
+	for _, m := range modes {
+		cfg := parseConfig(strings.Replace(b.cfg, "files:\n", "global:\n  files_watch: "+m+"\nfiles:\n", 1))
+		cache := files.NewCache()
+		if m != config.FilesWatchPoll {
+			cache = files.NewWatchingCache()
+		}
+		x := newInProcess(cfg, nil)
+		logger := benchLogger()
+		prober := endpoint.New(cfg, logger)
+		x.files = files.New(cfg, cache, logger)
+		x.exporter.Update(&collector.Sources{Collectors: []source.Collector{prober, x.files}, Prober: prober})
+		checkStatus(scrape(x.handler, "/metrics", acceptText, filesScrapeTimeout, false)) // cold: reads and watches everything
+		b.validate(x)
+		res := scrape(x.handler, "/metrics", acceptText, filesScrapeTimeout, true)
+		watched := strings.Contains(string(res.body), `certwatch_files_watch_paths{group="0",mode="poll"} 0`)
+		if watched != (m != config.FilesWatchPoll) {
+			fatalf("files_watch %s: the paths are not in the mode asked for", m)
+		}
+		exps = append(exps, exp{mode: m, x: x, cache: cache})
+	}
+	per := max(1, 20000/b.n) // scrapes per sample: at least tens of milliseconds of CPU
+	cpu, alone := map[string][]float64{}, map[string][]float64{}
+	pid := os.Getpid()
+	for r := range runs {
+		for i := range exps {
+			e := exps[i]
+			if r%2 == 1 {
+				e = exps[len(exps)-1-i]
+			}
+			runtime.GC()
+			start := procCPU(pid)
+			for range per {
+				checkStatus(scrape(e.x.handler, "/metrics", acceptText, filesScrapeTimeout, false))
+			}
+			cpu[e.mode] = append(cpu[e.mode], ms(procCPU(pid)-start)/float64(per))
+			runtime.GC()
+			start = procCPU(pid)
+			for range per {
+				e.x.files.Collect(context.Background())
+			}
+			alone[e.mode] = append(alone[e.mode], ms(procCPU(pid)-start)/float64(per))
+		}
+		line := fmt.Sprintf("  watch run %d:", r+1)
+		for _, e := range exps {
+			line += fmt.Sprintf(" %s %.1f ms CPU (source alone %.2f ms)", e.mode, cpu[e.mode][r], alone[e.mode][r])
+		}
+		logf("%s", line)
+	}
+	ref := exps[0].mode
+	for _, e := range exps {
+		row := measured(cs, "warm scrape CPU, files_watch: "+e.mode+", whole /metrics", "ms", cpu[e.mode])
+		rowAlone := measured(cs, "warm CPU, files_watch: "+e.mode+", files source alone", "ms", alone[e.mode])
+		if e.mode != ref {
+			row = row.withFloor("same with files_watch: "+ref, cpu[ref])
+			rowAlone = rowAlone.withFloor("same with files_watch: "+ref, alone[ref])
+		}
+		fig.add(row)
+		fig.add(rowAlone)
+		b.validate(e.x)
+		e.cache.Stop()
+	}
+}
