@@ -5,8 +5,9 @@ package main
 // istio-ca-secret) and root-cert ConfigMaps, and Linkerd's issuer Secret and
 // trust roots, shaped as those meshes write them, read by the built binary
 // with the configuration and the RBAC the Helm chart renders for
-// mesh.istio.enabled and mesh.linkerd.enabled, and nothing else. The RBAC
-// is then shown to allow exactly those objects.
+// mesh.istio.enabled and mesh.linkerd.enabled, and nothing else. That RBAC,
+// and deploy/rbac/mesh.yaml's, are then shown to allow exactly those
+// objects, and a real Prometheus evaluates the mesh alerts.
 
 import (
 	"bytes"
@@ -219,29 +220,11 @@ func TestMeshPresetsAgainstAPIServer(t *testing.T) {
 	}
 
 	t.Run("the chart's RBAC allows exactly the presets' objects", func(t *testing.T) {
-		named := func(name string) string { return "?fieldSelector=" + url.QueryEscape("metadata.name="+name) }
-		for _, c := range []struct {
-			path string
-			want int
-		}{
-			{"/api/v1/namespaces/istio-system/secrets" + named("cacerts"), http.StatusOK},
-			{"/api/v1/namespaces/istio-system/secrets" + named("istio-ca-secret"), http.StatusOK},
-			{"/api/v1/configmaps" + named("istio-ca-root-cert"), http.StatusOK},
-			{"/api/v1/namespaces/linkerd/secrets" + named("linkerd-identity-issuer"), http.StatusOK},
-			{"/api/v1/namespaces/linkerd/configmaps" + named("linkerd-identity-trust-roots"), http.StatusOK},
-			{"/api/v1/namespaces/istio-system/secrets", http.StatusForbidden},
-			{"/api/v1/namespaces/istio-system/secrets" + named("istiod-tls"), http.StatusForbidden},
-			{"/api/v1/namespaces/istio-system/secrets/cacerts", http.StatusForbidden}, // no get
-			{"/api/v1/secrets" + named("cacerts"), http.StatusForbidden},
-			{"/api/v1/configmaps", http.StatusForbidden},
-			{"/api/v1/namespaces/web/secrets" + named("linkerd-identity-issuer"), http.StatusForbidden},
-			{"/api/v1/namespaces/web/configmaps" + named("linkerd-identity-trust-roots"), http.StatusForbidden},
-			{"/api/v1/namespaces/linkerd/configmaps", http.StatusForbidden},
-		} {
-			if code, body := cluster.DoAs(t, token, http.MethodGet, c.path, nil); code != c.want {
-				t.Errorf("GET %s: %d, want %d: %s", c.path, code, c.want, body)
-			}
-		}
+		checkMeshRBAC(t, cluster, token)
+	})
+	t.Run("deploy/rbac/mesh.yaml allows exactly the presets' objects", func(t *testing.T) {
+		applyManifests(t, cluster, "deploy/rbac/mesh.yaml")
+		checkMeshRBAC(t, cluster, cluster.ServiceAccountToken(t, "monitoring", "certwatch"))
 	})
 
 	t.Run("the mesh alerts match their fixtures in a real Prometheus", func(t *testing.T) {
@@ -342,6 +325,36 @@ scrape_configs:
 		sort.Strings(got)
 		if !slices.Equal(got, expected) {
 			t.Errorf("%s matched %v, want %v", name, got, expected)
+		}
+	}
+}
+
+// checkMeshRBAC shows that token may list and watch exactly the objects the
+// mesh presets watch, by name, and nothing else: no list without the name,
+// no other name, no get.
+func checkMeshRBAC(t *testing.T, cluster *kubetest.Cluster, token string) {
+	t.Helper()
+	named := func(name string) string { return "?fieldSelector=" + url.QueryEscape("metadata.name="+name) }
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v1/namespaces/istio-system/secrets" + named("cacerts"), http.StatusOK},
+		{"/api/v1/namespaces/istio-system/secrets" + named("istio-ca-secret"), http.StatusOK},
+		{"/api/v1/configmaps" + named("istio-ca-root-cert"), http.StatusOK},
+		{"/api/v1/namespaces/linkerd/secrets" + named("linkerd-identity-issuer"), http.StatusOK},
+		{"/api/v1/namespaces/linkerd/configmaps" + named("linkerd-identity-trust-roots"), http.StatusOK},
+		{"/api/v1/namespaces/istio-system/secrets", http.StatusForbidden},
+		{"/api/v1/namespaces/istio-system/secrets" + named("istiod-tls"), http.StatusForbidden},
+		{"/api/v1/namespaces/istio-system/secrets/cacerts", http.StatusForbidden}, // no get
+		{"/api/v1/secrets" + named("cacerts"), http.StatusForbidden},
+		{"/api/v1/configmaps", http.StatusForbidden},
+		{"/api/v1/namespaces/web/secrets" + named("linkerd-identity-issuer"), http.StatusForbidden},
+		{"/api/v1/namespaces/web/configmaps" + named("linkerd-identity-trust-roots"), http.StatusForbidden},
+		{"/api/v1/namespaces/linkerd/configmaps", http.StatusForbidden},
+	} {
+		if code, body := cluster.DoAs(t, token, http.MethodGet, c.path, nil); code != c.want {
+			t.Errorf("GET %s: %d, want %d: %s", c.path, code, c.want, body)
 		}
 	}
 }
