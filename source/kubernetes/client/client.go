@@ -8,7 +8,9 @@ package client
 
 import (
 	"log/slog"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -79,11 +81,13 @@ func (r *Runner) Apply(blocks config.KubernetesClusters, sh shard.Shard) ([]sour
 		next[b.Cluster] = c
 		order = append(order, c)
 	}
+	var replaced []*cluster
 	for name, c := range r.clusters {
 		if next[name] != c {
-			c.stop()
+			replaced = append(replaced, c)
 		}
 	}
+	stopClusters(r.logger, replaced...)
 	for _, c := range started {
 		c.start()
 	}
@@ -95,8 +99,6 @@ func (r *Runner) Apply(blocks config.KubernetesClusters, sh shard.Shard) ([]sour
 func (r *Runner) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, c := range r.clusters {
-		c.stop()
-	}
+	stopClusters(r.logger, slices.Collect(maps.Values(r.clusters))...)
 	r.clusters, r.order = map[string]*cluster{}, nil
 }

@@ -168,14 +168,38 @@ func (c *cluster) start() {
 	c.logger.Info("Kubernetes source started")
 }
 
-// stop ends the informers and the reachability check.
-func (c *cluster) stop() {
-	if c.src == nil {
-		return
+// stopWait bounds how long stopping waits for a cluster's informers: one
+// whose API server is down may sit in client-go's backoff, which does not
+// heed its context, for up to half a minute before it sees it should stop.
+const stopWait = 3 * time.Second
+
+// stopClusters ends the informers and reachability checks of clusters,
+// all at once, waiting at most stopWait for their informers: those still
+// backing off then stop on their own when their backoff ends.
+func stopClusters(logger *slog.Logger, clusters ...*cluster) {
+	var wg sync.WaitGroup
+	for _, c := range clusters {
+		if c.src == nil {
+			continue
+		}
+		c.cancel()
+		c.done.Wait()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.src.Stop()
+		}()
 	}
-	c.cancel()
-	c.done.Wait()
-	c.src.Stop()
+	stopped := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(stopWait):
+		logger.Info("Kubernetes informers of an unreachable cluster are still backing off; they stop when their backoff ends")
+	}
 }
 
 // probeLoop asks the API server for /version now and then: the informers
