@@ -3,7 +3,6 @@ package files
 import (
 	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/certwatch/certwatch/source/decode"
 )
@@ -37,13 +36,13 @@ type Cache struct {
 
 	// Watching (watch.go): only a cache whose owner calls Stop may start
 	// an inotify instance and its goroutines.
-	mayWatch      bool
-	watchMu       sync.Mutex
-	watch         *watcher
-	stopped       bool
-	watchFailed   bool             // inotify could not be set up: poll
-	watchFailures atomic.Int64     // counted as watch_error fallbacks
-	testWatchHook func(w *watcher) // tests: replace the watcher's seams
+	mayWatch        bool
+	watchMu         sync.Mutex
+	watch           *watcher
+	stopped         bool
+	watchFailed     bool             // inotify could not be set up: poll
+	watchFailReason string           // and why, counted as one fallback
+	testWatchHook   func(w *watcher) // tests: replace the watcher's seams
 }
 
 // pauser stops new work while at least one holder holds it.

@@ -119,7 +119,10 @@ func (c *Cache) watcher(logger *slog.Logger) *watcher {
 		if err != nil {
 			logger.Warn("Cannot watch certificate files, polling them instead", "kind", source.KindFile, "err", err)
 			c.watchFailed = true
-			c.watchFailures.Add(1)
+			c.watchFailReason = reasonError
+			if errors.Is(err, syscall.EMFILE) { // fs.inotify.max_user_instances
+				c.watchFailReason = reasonWatchLimit
+			}
 			return nil
 		}
 		c.watch = w
@@ -948,16 +951,19 @@ const (
 
 func (s *Source) watchStatus() []source.Sample {
 	var out []source.Sample
-	var w *watcher
-	if s.watching() {
-		w = s.watch.w
+	// The cache's watcher, whatever this configuration's mode: its counters
+	// go on across reloads.
+	s.cache.watchMu.Lock()
+	w, failReason := s.cache.watch, s.cache.watchFailReason
+	s.cache.watchMu.Unlock()
+	if w != nil {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 	}
 	for gi := range s.groups {
 		g := &s.groups[gi]
 		watched := 0
-		if w != nil && !w.broken {
+		if s.watching() && w != nil && !w.broken {
 			for _, key := range g.walkKeys {
 				if k := w.keys[key]; k != nil && k.registered && k.polling == "" {
 					watched++
@@ -980,14 +986,13 @@ func (s *Source) watchStatus() []source.Sample {
 		}
 	}
 	out = append(out, source.Sample{Name: nameWatches, Help: helpWatches, Value: float64(watches)})
-	failures := s.cache.watchFailures.Load()
 	for _, r := range fallbackReasons {
 		v := float64(0)
 		if w != nil {
 			v = float64(w.fallbacks[r])
 		}
-		if r == reasonError {
-			v += float64(failures)
+		if r == failReason { // inotify could not be set up at all
+			v++
 		}
 		out = append(out, source.Sample{Name: nameWatchFallback, Help: helpWatchFallback, Counter: true,
 			LabelNames: []string{"reason"}, Values: []string{r}, Value: v})
