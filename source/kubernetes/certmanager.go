@@ -278,14 +278,7 @@ func (s *Source) certManagerInformer(resource string, gvr schema.GroupVersionRes
 	}
 	informer := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, s.dyn), &unstructured.Unstructured{}, cache.SharedIndexInformerOptions{})
 	w := &informerWatch{resource: resource, informer: informer}
-	_ = informer.SetTransform(func(obj any) (any, error) {
-		u, ok := obj.(*unstructured.Unstructured)
-		if !ok {
-			return obj, nil
-		}
-		store(u)
-		return stripUnstructured(u), nil
-	})
+	_ = informer.SetTransform(certManagerTransform(store))
 	_ = informer.SetWatchErrorHandlerWithContext(s.watchErrorHandler(w))
 	_, _ = informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
@@ -298,6 +291,25 @@ func (s *Source) certManagerInformer(resource string, gvr schema.GroupVersionRes
 		},
 	})
 	return w
+}
+
+// certManagerTransform hands each object to store and keeps its metadata.
+func certManagerTransform(store func(*unstructured.Unstructured)) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj, nil
+		}
+		// The transform may see an object it already stripped again (the
+		// initial list streamed over a watch is replaced into the store):
+		// every cert-manager object has a spec (the CRDs require it), a
+		// stripped one has none.
+		if _, hasSpec := u.Object["spec"]; !hasSpec {
+			return u, nil
+		}
+		store(u)
+		return stripUnstructured(u), nil
+	}
 }
 
 // stripUnstructured keeps the metadata an informer needs.

@@ -144,6 +144,45 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
+// The informer may run the transform again on what it returned: the
+// reported fields must survive.
+func TestCertManagerTransformTwice(t *testing.T) {
+	cm := &certManager{requests: map[string]map[string]*cmRequest{}, certificates: map[string]*cmCertificate{}}
+	for _, tc := range []struct {
+		name  string
+		obj   *unstructured.Unstructured
+		store func(*unstructured.Unstructured)
+		check func() bool
+	}{
+		{"request", cmRequestObject("web", "a-1", "a", "1", time.Now(), condition("Ready", "False", "Failed", time.Now())), cm.storeRequest,
+			func() bool {
+				r := cm.requests["web"]["a-1"]
+				return r != nil && r.certificate == "a" && r.state == requestStateFailed
+			}},
+		{"certificate", cmObject("Certificate", "web", "a", map[string]any{"secretName": "a-tls"}, nil), cm.storeCertificate,
+			func() bool { c := cm.certificates["web/a"]; return c != nil && c.secretName == "a-tls" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			transform := certManagerTransform(tc.store)
+			once, err := transform(tc.obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twice, err := transform(once)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := twice.(*unstructured.Unstructured)
+			if _, has := u.Object["spec"]; has || u.GetName() != tc.obj.GetName() || u.GetResourceVersion() != "1" {
+				t.Errorf("kept %v", u.Object)
+			}
+			if !tc.check() {
+				t.Error("the second pass lost the reported fields")
+			}
+		})
+	}
+}
+
 func TestNewestRequests(t *testing.T) {
 	now := time.Now()
 	r := func(name, cert string, revision int, created time.Time) *cmRequest {
