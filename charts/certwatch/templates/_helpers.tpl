@@ -70,6 +70,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "certwatch.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- $_ := include "certwatch.addMesh" (dict "root" . "cfg" $cfg) }}
+{{- $_ = include "certwatch.addClusters" (dict "root" . "cfg" $cfg) }}
 {{- toYaml $cfg }}
 {{- end }}
 
