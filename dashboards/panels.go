@@ -454,6 +454,12 @@ func exporter() dashboard {
 			{kind: "timeseries", title: "Files skipped by walks", unit: "none", w: 24, h: 8,
 				description: "Files that directory walks and globs found but skipped (no certificate inside, a name that claims none: .cnf, .srl, README...), by file group (its index in the files list). A jump means a directory filled with something else.",
 				queries:     []query{{expr: "max by (group) (certwatch_file_skipped_files" + s + ")", legend: "group {{group}}"}}},
+			{kind: "timeseries", title: "File paths watched and polled", unit: "none", w: 12, h: 8,
+				description: "Configured file paths whose changes come from inotify events (inotify) or from a stat of every file at every scrape (poll: files_watch poll, a network filesystem, watches exhausted). Polled paths cost a stat per file per scrape.",
+				queries:     []query{{expr: "sum by (mode) (certwatch_files_watch_paths" + s + ")", legend: "{{mode}}"}}},
+			{kind: "timeseries", title: "File watch fallbacks", unit: "none", w: 12, h: 8,
+				description: "Fallbacks from inotify events to polling over 1 hour, by reason: watch_limit (raise fs.inotify.max_user_watches), network_filesystem, watch_error, queue_overflow (events lost: every file checked once).",
+				queries:     []query{{expr: "sum by (reason) (increase(certwatch_files_watch_fallbacks_total" + s + "[1h])) or vector(0)", legend: "{{reason}}"}}},
 		},
 	}
 }
