@@ -55,7 +55,11 @@ func TestChartMesh(t *testing.T) {
 			if got := meshGrants(objs); !slices.Equal(got, c.grants) {
 				t.Errorf("mesh RBAC\n got %q\nwant %q", got, c.grants)
 			}
-			_, cfg := renderedConfig(t, objs, one(t, objs, "Deployment", ""))
+			deployment := one(t, objs, "Deployment", "")
+			_, cfg := renderedConfig(t, objs, deployment)
+			if automount, _ := get(deployment, "spec", "template", "spec", "automountServiceAccountToken").(bool); automount != (cfg.Kubernetes != nil) {
+				t.Errorf("automountServiceAccountToken %v with a Kubernetes source: %v", automount, cfg.Kubernetes != nil)
+			}
 			got := "<nil>"
 			if cfg.Kubernetes != nil && cfg.Kubernetes.Mesh != nil {
 				var parts []string
