@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"testing"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -63,21 +64,35 @@ func FuzzParse(f *testing.F) {
 //
 //	go test -run='^$' -fuzz=FuzzJCEKS -fuzztime=20s ./source/decode/
 func FuzzJCEKS(f *testing.F) {
-	chain := testpki.NewChain(f, testpki.Options{})
-	pw := []byte("changeit")
-	full := testpki.JCEKS(f, string(pw), []testpki.JKSEntry{
-		{Alias: "server", Key: chain.Leaf.Key, Chain: certs(chain.Leaf, chain.Intermediate)},
-		{Alias: "root", Chain: certs(chain.Root)},
-	}, "secret")
+	seeds := [][]byte{{0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 1}}
+	// A fuzzing worker runs what its coordinator sends and ignores the
+	// seeds it would add, and workers are restarted often: making keystores
+	// there (half a dozen JVM starts) would stall the run for seconds each
+	// time.
+	if !inFuzzWorker() {
+		chain := testpki.NewChain(f, testpki.Options{})
+		full := testpki.JCEKS(f, "changeit", []testpki.JKSEntry{
+			{Alias: "server", Key: chain.Leaf.Key, Chain: certs(chain.Leaf, chain.Intermediate)},
+			{Alias: "root", Chain: certs(chain.Root)},
+		}, "secret")
+		seeds = append(seeds, full, testpki.JCEKS(f, "changeit", nil, "aes"))
+	}
 	// Not the store's password: with the right one every run that keeps
 	// the data whole derives the keys (200,000 MD5 rounds each, slow under
 	// coverage instrumentation), while no mutation of the data ever
 	// passes the integrity check that guards that derivation.
-	for _, s := range [][]byte{full, testpki.JCEKS(f, string(pw), nil, "aes"), {0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 1}} {
+	for _, s := range seeds {
 		f.Add(s, []byte("not it"), true)
 		f.Add(s, []byte(nil), false)
 	}
 	f.Fuzz(checkParse)
+}
+
+// inFuzzWorker says whether this process is a fuzzing worker (the testing
+// package starts them with -test.fuzzworker).
+func inFuzzWorker() bool {
+	fl := flag.Lookup("test.fuzzworker")
+	return fl != nil && fl.Value.String() == "true"
 }
 
 // checkParse is the property both fuzz targets check.
