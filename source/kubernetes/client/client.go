@@ -57,9 +57,9 @@ func NewRunner(flags *Flags, logger *slog.Logger) *Runner {
 }
 
 // Apply returns the sources of a configuration's kubernetes blocks, in
-// their order. A cluster keeps running while its own block (and the shard)
-// stays the same; one whose connection could not be configured is tried
-// again. It returns an error, and keeps every running source, when a source
+// their order. A cluster keeps running while its own block, its kubeconfig
+// file's content and the shard stay the same; one whose connection could
+// not be configured is tried again. It returns an error, and keeps every running source, when a source
 // cannot start: an unnamed block without a usable connection, or an
 // unreadable ca_file. A named block whose kubeconfig or context cannot be
 // used is not an error: that cluster reports itself down.
@@ -71,7 +71,8 @@ func (r *Runner) Apply(blocks config.KubernetesClusters, sh shard.Shard) ([]sour
 	var started []*cluster
 	for _, b := range blocks {
 		c := r.clusters[b.Cluster]
-		if c == nil || c.connErr != nil || c.shard != sh || !reflect.DeepEqual(c.block, b) {
+		if c == nil || c.connErr != nil || c.shard != sh || !reflect.DeepEqual(c.block, b) ||
+			c.kubeconfigSum != r.flags.kubeconfigSum(b) {
 			var err error
 			if c, err = newCluster(r.flags, b, sh, r.logger); err != nil {
 				return r.order, err // nothing of this configuration was started yet

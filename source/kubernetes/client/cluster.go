@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,6 +57,10 @@ type cluster struct {
 	src *kubesrc.Source // nil when the connection cannot be configured
 	// connErr says why src is nil.
 	connErr error
+	// kubeconfigSum is the digest of the kubeconfig file connected with
+	// ("" in-cluster): a reload reconnects when the file changed (a
+	// rotated credential in a mounted Secret).
+	kubeconfigSum string
 
 	client        kubernetes.Interface
 	probeInterval time.Duration
@@ -69,10 +76,7 @@ type cluster struct {
 // restConfigFor builds the connection of one block: its kubeconfig (or
 // --kubeconfig) and context, or the in-cluster configuration.
 func (f *Flags) restConfigFor(k config.Kubernetes) (*rest.Config, error) {
-	path := k.Kubeconfig
-	if path == "" {
-		path = *f.Kubeconfig
-	}
+	path := f.kubeconfigPath(k)
 	var cfg *rest.Config
 	var err error
 	switch {
@@ -96,6 +100,30 @@ func (f *Flags) restConfigFor(k config.Kubernetes) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// kubeconfigPath is the kubeconfig file a block connects with, "" for the
+// in-cluster configuration.
+func (f *Flags) kubeconfigPath(k config.Kubernetes) string {
+	if k.Kubeconfig != "" {
+		return k.Kubeconfig
+	}
+	return *f.Kubeconfig
+}
+
+// kubeconfigSum is the SHA-256 of the block's kubeconfig file, "" when it
+// has none or it cannot be read (restConfigFor then says why).
+func (f *Flags) kubeconfigSum(k config.Kubernetes) string {
+	path := f.kubeconfigPath(k)
+	if path == "" {
+		return ""
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 // newCluster connects a block and prepares its source. For a named block a
 // connection that cannot be configured is not an error: the cluster then
 // reports itself down and the other clusters carry on. kubesrc.New's own
@@ -106,6 +134,7 @@ func newCluster(flags *Flags, block config.Kubernetes, sh shard.Shard, logger *s
 	if c.name != "" {
 		c.logger = logger.With("cluster", c.name)
 	}
+	c.kubeconfigSum = flags.kubeconfigSum(block)
 	restCfg, err := flags.restConfigFor(block)
 	if err == nil {
 		c.client, err = kubernetes.NewForConfig(restCfg)

@@ -262,6 +262,35 @@ func TestRunnerClusters(t *testing.T) {
 		}
 	})
 
+	t.Run("a reload reconnects the clusters of a kubeconfig file that changed", func(t *testing.T) {
+		before, err := r.Apply(blocks, shard.Shard{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, _ := r.Apply(blocks, shard.Shard{})
+		if same[0] != before[0] {
+			t.Fatal("an unchanged file reconnected")
+		}
+		f, err := os.OpenFile(kubeconfig, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString("# credentials rotated\n"); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		after, err := r.Apply(blocks, shard.Shard{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after[0] == before[0] {
+			t.Error("the live cluster kept the connection of the old file")
+		}
+		eventually(t, "the reconnected cluster's places", func() bool {
+			return len(after[0].Scrape(context.Background()).Findings) > 0
+		})
+	})
+
 	t.Run("an unusable unnamed block is an error and keeps the running clusters", func(t *testing.T) {
 		before, _ := r.Apply(blocks, shard.Shard{})
 		_, err := r.Apply(config.KubernetesClusters{block("", func(k *config.Kubernetes) { k.Context = "nowhere" })}, shard.Shard{})
