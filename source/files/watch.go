@@ -92,6 +92,12 @@ func (s *Source) initWatch(cfg *config.Config) {
 	if s.watch.mode == config.FilesWatchPoll || len(s.groups) == 0 {
 		return
 	}
+	if !watchSupported { // auto polls here without a word; inotify was asked for
+		if s.watch.mode == config.FilesWatchInotify && s.cache.mayWatch {
+			s.logger.Warn("global.files_watch: inotify is only available on Linux; polling the files", "kind", source.KindFile)
+		}
+		return
+	}
 	s.watch.w = s.cache.watcher(s.logger)
 }
 
@@ -215,9 +221,6 @@ type keyWatch struct {
 }
 
 func newWatcher(c *Cache, logger *slog.Logger) (*watcher, error) {
-	if !watchSupported {
-		return nil, errors.New("inotify is not available on this system")
-	}
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
@@ -233,43 +236,77 @@ func newWatcher(c *Cache, logger *slog.Logger) (*watcher, error) {
 		fsw.Close()
 		return nil, fmt.Errorf("setting up the event barrier: %w", err)
 	}
-	w.wg.Add(3)
+	w.wg.Add(2)
 	go w.loop()
 	go w.refresher()
-	go func() { // keep the barrier pipe empty
-		defer w.wg.Done()
-		_, _ = io.Copy(io.Discard, w.pipeR)
-	}()
 	return w, nil
 }
 
+// openBarrier makes the barrier's pipe, watched through its /proc/self/fd
+// name, and a goroutine that keeps it empty.
 func (w *watcher) openBarrier() error {
 	r, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
+	var path string
 	raw, err := pw.SyscallConn()
 	if err == nil {
-		_ = raw.Control(func(fd uintptr) { w.pipePath = "/proc/self/fd/" + strconv.Itoa(int(fd)) })
-	}
-	if err == nil {
-		err = w.fsw.Add(w.pipePath)
+		_ = raw.Control(func(fd uintptr) { path = "/proc/self/fd/" + strconv.Itoa(int(fd)) })
+		err = w.fsw.Add(path)
 	}
 	if err != nil {
 		r.Close()
 		pw.Close()
 		return err
 	}
-	w.pipeR, w.pipeW = r, pw
+	w.pipeR, w.pipeW, w.pipePath = r, pw, path
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		_, _ = io.Copy(io.Discard, r) // until the write end is closed
+		r.Close()
+	}()
 	return nil
+}
+
+// resetBarrier replaces the barrier's pipe after events were lost: the
+// round in flight may have lost its event, or have it still to come, and a
+// late event must not release a later round before the events queued ahead
+// of that round's own. The new pipe has another name; the round in flight
+// is issued again on it.
+func (w *watcher) resetBarrier() {
+	w.bmu.Lock()
+	defer w.bmu.Unlock()
+	oldW, oldPath := w.pipeW, w.pipePath
+	if err := w.openBarrier(); err != nil {
+		w.logger.Error("Cannot renew the file watch event barrier; polling every file from now on", "kind", source.KindFile, "err", err)
+		w.mu.Lock()
+		w.broken = true
+		w.mu.Unlock()
+		if w.current != nil {
+			close(w.current.done) // ok stays false: the waiters poll
+			w.current = nil
+		}
+		return
+	}
+	_ = w.fsw.Remove(oldPath)
+	oldW.Close()
+	if w.current != nil { // its waiters wait for the new pipe's event
+		if _, err := w.pipeW.Write([]byte{0}); err != nil {
+			close(w.current.done)
+			w.current = nil
+		}
+	}
 }
 
 func (w *watcher) close() {
 	close(w.stop)
 	w.fsw.Close()
+	w.bmu.Lock()
 	w.pipeW.Close() // ends the drain
+	w.bmu.Unlock()
 	w.wg.Wait()
-	w.pipeR.Close()
 }
 
 // loop takes the kernel's events as they come. It only marks what they
@@ -319,9 +356,7 @@ func (w *watcher) lostEvents(reason string, err error) {
 		k.fullSeq++
 	}
 	w.mu.Unlock()
-	// The barrier's own event may be among those lost; the passes it
-	// releases find every path marked for a full check.
-	w.endRound()
+	w.resetBarrier()
 	w.poke()
 }
 

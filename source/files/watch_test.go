@@ -524,6 +524,11 @@ func TestWatchQueueOverflow(t *testing.T) {
 		t.Errorf("queue_overflow fallbacks %v, want at least 1", got)
 	}
 	e.steady("settled", map[string]string{"d/a.pem": "a-2"})
+	// The barrier was renewed: each change is in the very next scrape.
+	for i := 3; i <= 5; i++ {
+		write(t, dir, "d/a.pem", pemOf(t, fmt.Sprintf("a-%d", i)))
+		e.check(fmt.Sprintf("change %d after the overflow", i), e.scrape(), map[string]string{"d/a.pem": fmt.Sprintf("a-%d", i)})
+	}
 }
 
 // TestWatchRecheckCatchesMissedChanges: a change no event reports (here the
