@@ -3,9 +3,11 @@ package kubernetes
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/internal/testpki"
@@ -500,4 +503,87 @@ func TestCertManagerWithoutTheAPI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// realisticCertificate is a Certificate as the API server sends it:
+// managed fields of two writers and kubectl's last-applied annotation.
+func realisticCertificate(i int, now time.Time) *unstructured.Unstructured {
+	name := fmt.Sprintf("service-%05d", i)
+	u := cmObject("Certificate", fmt.Sprintf("team-%03d", i%200), name,
+		map[string]any{"secretName": name + "-tls", "dnsNames": []any{name + ".example.com", name + ".internal.example.com"},
+			"duration": "2160h0m0s", "renewBefore": "720h0m0s", "privateKey": map[string]any{"algorithm": "ECDSA", "size": int64(256), "rotationPolicy": "Always"},
+			"usages":    []any{"server auth", "client auth"},
+			"issuerRef": map[string]any{"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
+		map[string]any{"conditions": []any{condition("Ready", "True", "Ready", now.Add(-time.Hour)), condition("Issuing", "False", "Issued", now.Add(-time.Hour))},
+			"notBefore": now.Add(-time.Hour).Format(rfc3339), "notAfter": now.Add(2159 * time.Hour).Format(rfc3339),
+			"renewalTime": now.Add(1439 * time.Hour).Format(rfc3339), "revision": int64(3)})
+	u.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat(`{"apiVersion":"cert-manager.io/v1"}`, 30)})
+	fields := make([]string, 40)
+	for j := range fields {
+		fields[j] = fmt.Sprintf(`"f:field%02d":{}`, j)
+	}
+	fieldsV1 := []byte(`{"f:status":{` + strings.Join(fields, ",") + `}}`)
+	var managed []metav1.ManagedFieldsEntry
+	for _, manager := range []string{"kubectl-client-side-apply", "cert-manager-certificates-readiness"} {
+		managed = append(managed, metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "cert-manager.io/v1",
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: fieldsV1}})
+	}
+	u.SetManagedFields(managed)
+	return u
+}
+
+// BenchmarkCertManagerMemory measures what 1,000 Certificates hold once
+// transformed (the kept fields and the stripped cache object), against the
+// objects as received.
+func BenchmarkCertManagerMemory(b *testing.B) {
+	const n = 1000
+	now := time.Now()
+	heap := func() int64 {
+		var m goruntime.MemStats
+		goruntime.GC()
+		goruntime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	var kept, received float64
+	for range b.N {
+		base := heap()
+		objects := make([]*unstructured.Unstructured, n)
+		for i := range objects {
+			objects[i] = realisticCertificate(i, now)
+		}
+		received += float64(heap() - base)
+		cm := &certManager{certificates: map[string]*cmCertificate{}}
+		transform := certManagerTransform(cm.storeCertificate)
+		store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+		for i := range objects {
+			out, _ := transform(objects[i])
+			_ = store.Add(out)
+			objects[i] = nil // the informer keeps only what the transform returns
+		}
+		kept += float64(heap() - base)
+		goruntime.KeepAlive(store)
+		goruntime.KeepAlive(cm)
+	}
+	b.ReportMetric(kept/float64(b.N)/n, "held-bytes/certificate")
+	b.ReportMetric(received/float64(b.N)/n, "received-bytes/certificate")
+}
+
+// BenchmarkCertManagerScrape is the cert-manager part of a scrape with
+// 1,000 Certificates, their requests and their Secrets' verdicts.
+func BenchmarkCertManagerScrape(b *testing.B) {
+	const n = 1000
+	now := time.Now()
+	s := &Source{cfg: config.Kubernetes{Labels: map[string]string{"cluster": "prod"}}, objects: map[string]*parsed{},
+		cm: &certManager{grace: time.Hour, certificates: map[string]*cmCertificate{}, requests: map[string]map[string]*cmRequest{}, issuers: map[string]*cmIssuer{}}}
+	for i := range n {
+		u := realisticCertificate(i, now)
+		s.cm.storeCertificate(u)
+		s.cm.storeRequest(cmRequestObject(u.GetNamespace(), u.GetName()+"-3", u.GetName(), "3", now, condition("Ready", "True", "Issued", now)))
+	}
+	b.ResetTimer()
+	var samples int
+	for range b.N {
+		samples = len(s.certManagerSamples(now))
+	}
+	b.ReportMetric(float64(samples), "samples")
 }
