@@ -404,15 +404,17 @@ func (w *watcher) route(name string, op fsnotify.Op) bool {
 	return len(touched) > 0
 }
 
-// markUnder marks the files of k at name or below it.
+// markUnder marks the files of k at name or below it. Those below it sort
+// together, but not right after name ("d/sub-old" comes between "d/sub"
+// and "d/sub/").
 func (w *watcher) markUnder(k *keyWatch, name string) {
-	i, _ := slices.BinarySearch(k.found, name)
-	for ; i < len(k.found); i++ {
-		f := k.found[i]
-		if f != name && !strings.HasPrefix(f, name+"/") {
-			break
-		}
-		w.mark(k, f)
+	if _, found := slices.BinarySearch(k.found, name); found {
+		w.mark(k, name)
+	}
+	dir := name + "/"
+	i, _ := slices.BinarySearch(k.found, dir)
+	for ; i < len(k.found) && strings.HasPrefix(k.found[i], dir); i++ {
+		w.mark(k, k.found[i])
 	}
 }
 

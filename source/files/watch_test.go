@@ -298,6 +298,23 @@ func TestWatchSeesEveryChange(t *testing.T) {
 		},
 		after: map[string]string{"d/current/c.pem": "c-v2"},
 	}, {
+		// "d/cur-old" sorts between "d/cur" and "d/cur/": the files under
+		// the re-pointed link are still all marked.
+		name:  "symlinked directory re-pointed, beside a name that sorts between",
+		paths: []string{"d"},
+		setup: func(t *testing.T, dir string) {
+			write(t, dir, "v1/c.pem", pemOf(t, "c-v1"))
+			write(t, dir, "v2/c.pem", pemOf(t, "c-v2"))
+			write(t, dir, "d/cur-old/o.pem", pemOf(t, "old"))
+			must(t, os.Symlink(filepath.Join(dir, "v1"), filepath.Join(dir, "d/cur")))
+		},
+		before: map[string]string{"d/cur-old/o.pem": "old", "d/cur/c.pem": "c-v1"},
+		change: func(t *testing.T, dir string) {
+			must(t, os.Remove(filepath.Join(dir, "d/cur")))
+			must(t, os.Symlink(filepath.Join(dir, "v2"), filepath.Join(dir, "d/cur")))
+		},
+		after: map[string]string{"d/cur-old/o.pem": "old", "d/cur/c.pem": "c-v2"},
+	}, {
 		name:  "deleted",
 		paths: []string{"d"},
 		setup: func(t *testing.T, dir string) {
