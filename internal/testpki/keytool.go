@@ -32,12 +32,23 @@ func Keytool(t testing.TB) string {
 // one AES secret key entry per alias. keytool stores aliases in lower case.
 func JCEKS(t testing.TB, password string, entries []JKSEntry, secretKeys ...string) []byte {
 	t.Helper()
+	data := KeytoolKeystore(t, "JCEKS", password, entries, secretKeys...)
+	if !bytes.HasPrefix(data, []byte{0xce, 0xce, 0xce, 0xce}) {
+		t.Fatalf("keytool wrote no JCEKS keystore (starts % x)", data[:min(4, len(data))])
+	}
+	return data
+}
+
+// KeytoolKeystore is JCEKS for any keystore type keytool writes ("JKS",
+// "JCEKS"; secret keys need JCEKS).
+func KeytoolKeystore(t testing.TB, storeType, password string, entries []JKSEntry, secretKeys ...string) []byte {
+	t.Helper()
 	keytool := Keytool(t)
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store.jceks")
+	store := filepath.Join(dir, "store")
 	run := func(args ...string) string {
 		t.Helper()
-		args = append(args, "-noprompt", "-keystore", store, "-storetype", "JCEKS", "-storepass", password)
+		args = append(args, "-noprompt", "-keystore", store, "-storetype", storeType, "-storepass", password)
 		out, err := exec.Command(keytool, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("keytool %s: %v\n%s", strings.Join(args[:2], " "), err, out)
@@ -56,7 +67,7 @@ func JCEKS(t testing.TB, password string, entries []JKSEntry, secretKeys ...stri
 		// A key enters a keystore through another keystore: PKCS#12.
 		p12 := WriteFile(t, dir, "key.p12", PKCS12(t, e.Chain[0], e.Chain[1:], password))
 		run("-importkeystore", "-srckeystore", p12, "-srcstoretype", "PKCS12", "-srcstorepass", password,
-			"-deststoretype", "JCEKS", "-destkeystore", store, "-deststorepass", password, "-destkeypass", password)
+			"-deststoretype", storeType, "-destkeystore", store, "-deststorepass", password, "-destkeypass", password)
 		// The PKCS#12 alias is whatever the encoder named it: rename it.
 		src := p12Alias(t, keytool, p12, password)
 		if src != strings.ToLower(e.Alias) {
@@ -67,14 +78,11 @@ func JCEKS(t testing.TB, password string, entries []JKSEntry, secretKeys ...stri
 		run("-genseckey", "-alias", alias, "-keyalg", "AES", "-keysize", "128", "-keypass", password)
 	}
 	if len(entries) == 0 && len(secretKeys) == 0 {
-		t.Fatal("keytool cannot make an empty JCEKS keystore")
+		t.Fatal("keytool cannot make an empty keystore")
 	}
 	data, err := os.ReadFile(store)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(data, []byte{0xce, 0xce, 0xce, 0xce}) {
-		t.Fatalf("keytool wrote no JCEKS keystore (starts % x)", data[:min(4, len(data))])
 	}
 	return data
 }

@@ -17,11 +17,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync/atomic"
 
-	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	"go.yaml.in/yaml/v3"
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -151,9 +149,9 @@ func parseWith(data, password []byte, read ReadFile) ([]entry, error) {
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, source.Errorf(source.ClassParse, "empty file")
 	case bytes.HasPrefix(data, jksMagic):
-		return parseJKS(data, password, limit)
+		return parseKeystore(data, password, limit, false)
 	case bytes.HasPrefix(data, jceksMagic):
-		return parseJCEKS(data, password, limit)
+		return parseKeystore(data, password, limit, true)
 	case bytes.Contains(data, []byte("-----BEGIN ")):
 		e, err := parsePEM(data, limit)
 		if err != nil {
@@ -373,79 +371,6 @@ func parsePKCS12(data, password []byte, limit int) (entry, error) {
 		return entry{certs: detach(certs)}, nil
 	}
 	return entry{}, err
-}
-
-func parseJKS(data, password []byte, limit int) ([]entry, error) {
-	if err := jksWellFormed(data); err != nil {
-		return nil, source.Errorf(source.ClassParse, "Java keystore: %v", err)
-	}
-	// Aliases are looked up exactly as stored: by default keystore-go
-	// lowercases the alias of every lookup but not the aliases it loads, so
-	// an alias with a capital letter would seem to hold nothing.
-	ks := keystore.New(keystore.WithOrderedAliases(), keystore.WithCaseExactAliases())
-	loadErr := ks.Load(bytes.NewReader(data), password)
-	var problem error
-	if loadErr != nil {
-		if !strings.Contains(loadErr.Error(), "invalid digest") {
-			return nil, source.Errorf(source.ClassParse, "Java keystore: %w", loadErr)
-		}
-		// The entries were read; only the integrity check failed, which
-		// means the password is wrong (or none was configured: then the
-		// check is simply not possible, and not an error).
-		if password != nil {
-			problem = source.Errorf(source.ClassWrongPassword, "Java keystore: the configured password does not match its integrity check")
-		}
-	}
-	aliases := ks.Aliases()
-	sort.Strings(aliases)
-	var entries []entry
-	for _, alias := range aliases {
-		e := entry{key: alias, err: problem}
-		var raw []keystore.Certificate
-		switch {
-		case ks.IsPrivateKeyEntry(alias):
-			chain, err := ks.GetPrivateKeyEntryCertificateChain(alias)
-			if err != nil {
-				e.err = source.Errorf(source.ClassParse, "alias %q: %w", alias, err)
-			}
-			raw = chain
-			if password != nil && problem == nil {
-				if pke, err := ks.GetPrivateKeyEntry(alias, password); err == nil {
-					if pub := publicOfPrivateDER("PRIVATE KEY", pke.PrivateKey); pub != nil {
-						e.keyPublics = append(e.keyPublics, pub)
-					}
-					clear(pke.PrivateKey)
-				}
-			}
-		case ks.IsTrustedCertificateEntry(alias):
-			tce, err := ks.GetTrustedCertificateEntry(alias)
-			if err != nil {
-				e.err = source.Errorf(source.ClassParse, "alias %q: %w", alias, err)
-			}
-			raw = []keystore.Certificate{tce.Certificate}
-		}
-		if len(raw) > limit { // an alias is a place of its own
-			e.err, e.keyPublics = tooManyCertificates(len(raw), limit), nil
-			entries = append(entries, e)
-			continue
-		}
-		for i, rc := range raw {
-			c, err := parseCertificate(rc.Content, false)
-			if err != nil {
-				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
-				continue
-			}
-			e.certs = append(e.certs, c)
-		}
-		entries = append(entries, e)
-	}
-	if len(entries) == 0 {
-		if problem != nil {
-			return nil, problem
-		}
-		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
-	}
-	return entries, nil
 }
 
 // kubeconfig is the part of a kubeconfig file that holds certificates,

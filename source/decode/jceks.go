@@ -5,81 +5,14 @@ import (
 	"crypto/cipher"
 	"crypto/des" //nolint:gosec // JCEKS protects keys with triple DES by format
 	"crypto/md5" //nolint:gosec // and derives that key with MD5
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
-	"sort"
-
-	"github.com/certwatch/certwatch/source"
 )
 
-// JCEKS, the keystore type of the Java Cryptography Extension, is read here
-// rather than through a library: keystore-go reads JKS only, and the one Go
-// reader of JCEKS found refuses a whole keystore that holds a secret key.
-// The layout is JKS's (walkKeystore reads both); what differs is the secret
-// key entries, skipped, and the protection of private keys, which is
-// PBEWithMD5AndTripleDES rather than JKS's own scheme.
-
-// parseJCEKS reads the certificates of a JCEKS keystore: those of trusted
-// certificate entries and the chains of private key entries, one entry per
-// alias. Secret key entries hold no certificate and are skipped. The
-// password is handled as for JKS: none configured skips the integrity check,
-// a wrong one marks every entry wrong_password.
-func parseJCEKS(data, password []byte, limit int) ([]entry, error) {
-	var stored []storedEntry
-	digestAt, err := walkKeystore(data, true, func(e storedEntry) { stored = append(stored, e) })
-	if err != nil {
-		return nil, source.Errorf(source.ClassParse, "Java keystore (JCEKS): %v", err)
-	}
-	var problem error
-	if password != nil && !keystoreDigestMatches(data, digestAt, password) {
-		problem = source.Errorf(source.ClassWrongPassword, "Java keystore (JCEKS): the configured password does not match its integrity check")
-	}
-	// As in Java, a later entry replaces an earlier one of the same alias.
-	last := map[string]int{}
-	for i, e := range stored {
-		last[e.alias] = i
-	}
-	aliases := make([]string, 0, len(last))
-	for alias, i := range last {
-		if stored[i].tag != keystoreSecretKey {
-			aliases = append(aliases, alias)
-		}
-	}
-	sort.Strings(aliases)
-	budget := maxJCEKSIterations
-	var entries []entry
-	for _, alias := range aliases {
-		se := stored[last[alias]]
-		e := entry{key: alias, err: problem}
-		if len(se.certs) > limit { // an alias is a place of its own
-			e.err = tooManyCertificates(len(se.certs), limit)
-			entries = append(entries, e)
-			continue
-		}
-		for i, der := range se.certs {
-			c, err := parseCertificate(der, false)
-			if err != nil {
-				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
-				continue
-			}
-			e.certs = append(e.certs, c)
-		}
-		if se.tag == keystorePrivateKey && password != nil && problem == nil {
-			if pub := jceksKeyPublic(se.key, password, &budget); pub != nil {
-				e.keyPublics = []crypto.PublicKey{pub}
-			}
-		}
-		entries = append(entries, e)
-	}
-	if len(entries) == 0 {
-		if problem != nil {
-			return nil, problem
-		}
-		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
-	}
-	return entries, nil
-}
+// JCEKS, the keystore type of the Java Cryptography Extension, shares
+// JKS's layout (walkKeystore reads both); what differs is its secret key
+// entries, skipped (javaser.go), and the protection of its private keys,
+// PBEWithMD5AndTripleDES, here.
 
 var oidPBEWithMD5AndTripleDES = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 42, 2, 19, 1}
 
@@ -88,11 +21,6 @@ var oidPBEWithMD5AndTripleDES = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 42, 2, 1
 // more than 5,000,000 itself. A keystore asking for more than the budget
 // keeps its certificates; only the key-match check goes.
 const maxJCEKSIterations = 5_000_000
-
-type encryptedPrivateKeyInfo struct {
-	Algorithm pkix.AlgorithmIdentifier
-	Data      []byte
-}
 
 type pbeParameters struct {
 	Salt       []byte
@@ -103,12 +31,7 @@ type pbeParameters struct {
 // under PBEWithMD5AndTripleDES, keyed with the store password as keytool
 // does by default) and returns its public half, or nil. The decrypted key
 // is wiped.
-func jceksKeyPublic(protected, password []byte, budget *int) crypto.PublicKey {
-	var info encryptedPrivateKeyInfo
-	if rest, err := asn1.Unmarshal(protected, &info); err != nil || len(rest) > 0 ||
-		!info.Algorithm.Algorithm.Equal(oidPBEWithMD5AndTripleDES) {
-		return nil
-	}
+func jceksKeyPublic(info encryptedPrivateKeyInfo, password []byte, budget *int) crypto.PublicKey {
 	var params pbeParameters
 	if _, err := asn1.Unmarshal(info.Algorithm.Parameters.FullBytes, &params); err != nil ||
 		len(params.Salt) != 8 || params.Iterations < 1 || params.Iterations > *budget ||

@@ -235,3 +235,45 @@ func TestSkipJavaObjectReadsWhatJavaWrites(t *testing.T) {
 		t.Fatalf("%d bytes left after the object, want the one after it", len(r.b))
 	}
 }
+
+// TestParseKeytoolJKS reads a JKS keystore written by keytool itself (the
+// other tests' JKS come from keystore-go): Java's key protection opens with
+// the store password, and a wrong one fails the integrity check.
+func TestParseKeytoolJKS(t *testing.T) {
+	chain := testpki.NewChain(t, testpki.Options{CommonName: "jks"})
+	data := testpki.KeytoolKeystore(t, "JKS", jceksPassword, []testpki.JKSEntry{
+		{Alias: "server", Key: chain.Leaf.Key, Chain: certs(chain.Leaf, chain.Intermediate)},
+		{Alias: "root", Chain: certs(chain.Root)},
+	})
+	cases := []struct {
+		name     string
+		password []byte
+		keys     int
+		class    source.Class
+	}{
+		{"right password", []byte(jceksPassword), 1, ""},
+		{"none configured", nil, 0, ""},
+		{"wrong password", []byte("wrong-one"), 0, source.ClassWrongPassword},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			entries, err := parse(bytes.Clone(data), tc.password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 2 || entries[0].key != "root" || entries[1].key != "server" {
+				t.Fatalf("entries %+v, want root and server", entries)
+			}
+			server := entries[1]
+			if len(server.certs) != 2 || !bytes.Equal(server.certs[0].Raw, chain.Leaf.Cert.Raw) {
+				t.Errorf("server: %d certificates, want the leaf and its intermediate", len(server.certs))
+			}
+			if len(server.keyPublics) != tc.keys || source.ClassOf(server.err) != tc.class {
+				t.Errorf("server: %d keys, error %v; want %d keys, class %q", len(server.keyPublics), server.err, tc.keys, tc.class)
+			}
+			if tc.keys == 1 && !server.keyPublics[0].(interface{ Equal(crypto.PublicKey) bool }).Equal(chain.Leaf.Cert.PublicKey) {
+				t.Error("server: the opened key is not the leaf's")
+			}
+		})
+	}
+}

@@ -2,12 +2,18 @@ package decode
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha1" //nolint:gosec // the keystores' integrity check is SHA-1 by format
 	"crypto/subtle"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"unicode/utf16"
+
+	"github.com/certwatch/certwatch/source"
 )
 
 // Java keystores come in two formats that share one layout: JKS (magic
@@ -38,8 +44,8 @@ type storedEntry struct {
 }
 
 // walkKeystore walks a keystore's structure and checks that every length and
-// count it declares fits in the data, before anything trusts them: a 40-byte
-// file may declare four billion certificates, and a library allocating that
+// count it declares fits in the data before anything is allocated for it: a
+// 40-byte file may declare four billion certificates, and allocating that
 // kills the process (a fatal error, not a recoverable panic). Every step
 // consumes bytes or fails, so the walk is linear in the data. visit, when not
 // nil, receives each entry (slices of data); a nil visit allocates nothing.
@@ -95,16 +101,80 @@ func walkKeystore(data []byte, jceks bool, visit func(storedEntry)) (digestAt in
 	return digestAt, r.err
 }
 
+// parseKeystore reads the certificates of a Java keystore, JKS or JCEKS:
+// those of trusted certificate entries and the chains of private key
+// entries, one entry per alias, sorted. JCEKS secret key entries hold no
+// certificate and are skipped. password nil (none configured) skips the
+// integrity check; a wrong one marks every alias wrong_password, its
+// certificates still reported. With the check passed, private keys are
+// opened with the same password for the key-match check, as keytool
+// protects them by default.
+func parseKeystore(data, password []byte, limit int, jceks bool) ([]entry, error) {
+	name := "Java keystore"
+	if jceks {
+		name = "Java keystore (JCEKS)"
+	}
+	var stored []storedEntry
+	digestAt, err := walkKeystore(data, jceks, func(e storedEntry) { stored = append(stored, e) })
+	if err != nil {
+		return nil, source.Errorf(source.ClassParse, "%s: %v", name, err)
+	}
+	var problem error
+	if password != nil && !keystoreDigestMatches(data, digestAt, password) {
+		problem = source.Errorf(source.ClassWrongPassword, "%s: the configured password does not match its integrity check", name)
+	}
+	// As in Java, a later entry replaces an earlier one of the same alias.
+	last := map[string]int{}
+	for i, e := range stored {
+		last[e.alias] = i
+	}
+	aliases := make([]string, 0, len(last))
+	for alias, i := range last {
+		if stored[i].tag != keystoreSecretKey {
+			aliases = append(aliases, alias)
+		}
+	}
+	sort.Strings(aliases)
+	budget := maxJCEKSIterations
+	var entries []entry
+	for _, alias := range aliases {
+		se := stored[last[alias]]
+		e := entry{key: alias, err: problem}
+		if len(se.certs) > limit { // an alias is a place of its own
+			e.err = tooManyCertificates(len(se.certs), limit)
+			entries = append(entries, e)
+			continue
+		}
+		for i, der := range se.certs {
+			c, err := parseCertificate(der, false)
+			if err != nil {
+				e.err = source.Errorf(source.ClassParse, "alias %q certificate %d: %v", alias, i, err)
+				continue
+			}
+			e.certs = append(e.certs, c)
+		}
+		if se.tag == keystorePrivateKey && password != nil && problem == nil {
+			if pub := keystoreKeyPublic(se.key, password, &budget); pub != nil {
+				e.keyPublics = []crypto.PublicKey{pub}
+			}
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		if problem != nil {
+			return nil, problem
+		}
+		return nil, source.WithClass(source.ClassParse, ErrNoCertificates)
+	}
+	return entries, nil
+}
+
 // keystoreDigestMatches checks a keystore's integrity digest: SHA-1 over the
 // password (Java chars, UTF-16 big-endian), the phrase "Mighty Aphrodite"
 // and the keystore up to the digest.
 func keystoreDigestMatches(data []byte, digestAt int, password []byte) bool {
 	h := sha1.New() //nolint:gosec // by format
-	units := utf16.Encode([]rune(string(password)))
-	pw := make([]byte, 0, 2*len(units))
-	for _, u := range units {
-		pw = binary.BigEndian.AppendUint16(pw, u)
-	}
+	pw := javaChars(password)
 	h.Write(pw)
 	clear(pw)
 	h.Write([]byte("Mighty Aphrodite"))
@@ -112,11 +182,73 @@ func keystoreDigestMatches(data []byte, digestAt int, password []byte) bool {
 	return subtle.ConstantTimeCompare(h.Sum(nil), data[digestAt:digestAt+keystoreDigestLen]) == 1
 }
 
-// jksWellFormed checks a JKS keystore's structure before keystore-go, which
-// allocates whatever a length field says, reads it.
-func jksWellFormed(data []byte) error {
-	_, err := walkKeystore(data, false, nil)
-	return err
+// javaChars is a password as Java's char[] hashes it: UTF-16 big-endian.
+func javaChars(password []byte) []byte {
+	units := utf16.Encode([]rune(string(password)))
+	out := make([]byte, 0, 2*len(units))
+	for _, u := range units {
+		out = binary.BigEndian.AppendUint16(out, u)
+	}
+	return out
+}
+
+type encryptedPrivateKeyInfo struct {
+	Algorithm pkix.AlgorithmIdentifier
+	Data      []byte
+}
+
+// oidJKSKeyProtector is Sun's own key protection, that of JKS.
+var oidJKSKeyProtector = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 42, 2, 17, 1, 1}
+
+// keystoreKeyPublic opens a stored private key (an EncryptedPrivateKeyInfo
+// under JKS's or JCEKS's protection) and returns its public half, or nil.
+func keystoreKeyPublic(protected, password []byte, budget *int) crypto.PublicKey {
+	var info encryptedPrivateKeyInfo
+	if rest, err := asn1.Unmarshal(protected, &info); err != nil || len(rest) > 0 {
+		return nil
+	}
+	switch {
+	case info.Algorithm.Algorithm.Equal(oidJKSKeyProtector):
+		return jksKeyPublic(info.Data, password)
+	case info.Algorithm.Algorithm.Equal(oidPBEWithMD5AndTripleDES):
+		return jceksKeyPublic(info, password, budget)
+	}
+	return nil
+}
+
+// jksKeyPublic opens a key under JKS's protection: a 20-byte salt, the key
+// XORed with a SHA-1 chain seeded with the password and the salt, and a
+// SHA-1 of password and plain key that tells a wrong password. The plain key
+// is wiped.
+func jksKeyPublic(data, password []byte) crypto.PublicKey {
+	const n = sha1.Size
+	if len(data) < 2*n+1 {
+		return nil
+	}
+	salt, enc, check := data[:n], data[n:len(data)-n], data[len(data)-n:]
+	pw := javaChars(password)
+	defer clear(pw)
+	plain := make([]byte, len(enc))
+	defer clear(plain)
+	h := sha1.New() //nolint:gosec // by format
+	digest := salt
+	var sum [n]byte
+	for off := 0; off < len(enc); off += n {
+		h.Reset()
+		h.Write(pw)
+		h.Write(digest)
+		digest = h.Sum(sum[:0])
+		for i := off; i < len(enc) && i < off+n; i++ {
+			plain[i] = enc[i] ^ digest[i-off]
+		}
+	}
+	h.Reset()
+	h.Write(pw)
+	h.Write(plain)
+	if subtle.ConstantTimeCompare(h.Sum(nil), check) != 1 {
+		return nil
+	}
+	return publicOfPrivateDER("PRIVATE KEY", plain)
 }
 
 // isKeystore says whether data starts like a Java keystore of either format.
