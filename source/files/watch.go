@@ -660,7 +660,9 @@ func (s *Source) discoverWatched(path string, excludes []string, key string, pla
 		if err != nil {
 			continue // gone meanwhile: its directory's event marks the walk
 		}
-		for _, n := range append(links, target) {
+		// The target's directory too: replaced as a whole, it raises no
+		// event on the target's name.
+		for _, n := range append(links, target, filepath.Dir(target)) {
 			deps[n] = append(deps[n], f.path)
 			named[filepath.Dir(n)] = append(named[filepath.Dir(n)], n)
 		}

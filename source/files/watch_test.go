@@ -282,6 +282,22 @@ func TestWatchSeesEveryChange(t *testing.T) {
 		change: func(t *testing.T, dir string) { write(t, dir, "elsewhere/real.pem", pemOf(t, "real-2")) },
 		after:  map[string]string{"d/link.pem": "real-2"},
 	}, {
+		name:  "symlink's target directory replaced as a whole",
+		paths: []string{"d/link.pem"},
+		setup: func(t *testing.T, dir string) {
+			write(t, dir, "store/cur/real.pem", pemOf(t, "real-1"))
+			must(t, os.MkdirAll(filepath.Join(dir, "d"), 0o755))
+			must(t, os.Symlink(filepath.Join(dir, "store/cur/real.pem"), filepath.Join(dir, "d/link.pem")))
+		},
+		before: map[string]string{"d/link.pem": "real-1"},
+		change: func(t *testing.T, dir string) {
+			// renamed away, not deleted: no event names the file itself
+			write(t, dir, "store/next/real.pem", pemOf(t, "real-2"))
+			must(t, os.Rename(filepath.Join(dir, "store/cur"), filepath.Join(dir, "store/old")))
+			must(t, os.Rename(filepath.Join(dir, "store/next"), filepath.Join(dir, "store/cur")))
+		},
+		after: map[string]string{"d/link.pem": "real-2"},
+	}, {
 		name:  "symlinked directory re-pointed",
 		paths: []string{"d"},
 		setup: func(t *testing.T, dir string) {
