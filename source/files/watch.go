@@ -164,6 +164,7 @@ type watcher struct {
 
 	mu        sync.Mutex
 	dirs      map[string]*watchedDir
+	byInode   map[inode]map[string]bool // the paths placed for each watched directory
 	keys      map[string]*keyWatch
 	dirty     map[string]uint64 // file -> sequence number of its last event
 	withRefs  map[string]bool   // kubeconfigs that refer to other files: refreshed at every pass
@@ -192,8 +193,8 @@ type round struct {
 
 // watchedDir is a directory with an inotify watch and who needs it.
 type watchedDir struct {
-	dev, ino uint64 // what was watched: a path re-pointed elsewhere is watched again
-	users    map[string]*dirUse
+	id    inode // what was watched: a path re-pointed elsewhere is watched again
+	users map[string]*dirUse
 }
 
 // dirUse is how one configured path uses a watched directory: every entry
@@ -225,7 +226,7 @@ func newWatcher(c *Cache, logger *slog.Logger) (*watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &watcher{cache: c, logger: logger, fsw: fsw, dirs: map[string]*watchedDir{}, keys: map[string]*keyWatch{},
+	w := &watcher{cache: c, logger: logger, fsw: fsw, dirs: map[string]*watchedDir{}, byInode: map[inode]map[string]bool{}, keys: map[string]*keyWatch{},
 		dirty: map[string]uint64{}, withRefs: map[string]bool{}, fallbacks: map[string]uint64{}, now: time.Now, fsType: statfsType,
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	w.addWatch = fsw.Add
@@ -369,26 +370,39 @@ func (w *watcher) poke() {
 
 // route marks what an event on name touches. It reports whether it marked
 // anything.
+//
+// inotify watches a directory once however many paths lead to it, and
+// names its events after one of them: the event is taken under every path
+// placed for that directory.
 func (w *watcher) route(name string, op fsnotify.Op) bool {
 	structural := op.Has(fsnotify.Create) || op.Has(fsnotify.Remove) || op.Has(fsnotify.Rename)
-	touched := map[string]bool{}
-	if d := w.dirs[filepath.Dir(name)]; d != nil {
-		for key, use := range d.users {
-			if use.listed || use.names[name] {
-				touched[key] = true
+	touched := map[string][]string{} // key -> the names it sees the event under
+	base := filepath.Base(name)
+	for _, dir := range w.samePaths(filepath.Dir(name)) {
+		n := filepath.Join(dir, base)
+		if d := w.dirs[dir]; d != nil {
+			for key, use := range d.users {
+				if use.listed || use.names[n] {
+					touched[key] = append(touched[key], n)
+				}
 			}
 		}
 	}
-	if d := w.dirs[name]; d != nil { // the watched directory itself
-		if op.Has(fsnotify.Remove) || op.Has(fsnotify.Rename) {
-			d.dev, d.ino = 0, 0 // inotify dropped the watch: place it again
-			structural = true
-		}
-		for key := range d.users {
-			touched[key] = true
+	selves := w.samePaths(name)
+	for _, self := range selves { // the watched directory itself
+		if d := w.dirs[self]; d != nil {
+			for key := range d.users {
+				touched[key] = append(touched[key], self)
+			}
 		}
 	}
-	for key := range touched {
+	if d := w.dirs[name]; d != nil && (op.Has(fsnotify.Remove) || op.Has(fsnotify.Rename)) {
+		structural = true
+		for _, self := range selves { // inotify dropped the watch: place it again
+			w.setInode(self, w.dirs[self], inode{})
+		}
+	}
+	for key, names := range touched {
 		k := w.keys[key]
 		if k == nil {
 			continue
@@ -396,12 +410,75 @@ func (w *watcher) route(name string, op fsnotify.Op) bool {
 		if structural {
 			k.walkSeq++
 		}
-		w.markUnder(k, name)
-		for _, f := range k.deps[name] {
-			w.mark(k, f)
+		for _, n := range names {
+			w.markUnder(k, n)
+			for _, f := range k.deps[n] {
+				w.mark(k, f)
+			}
 		}
 	}
 	return len(touched) > 0
+}
+
+// inode identifies a watched directory; the zero value: not watched.
+type inode struct{ dev, ino uint64 }
+
+// samePaths returns the paths placed for the directory at path, path
+// included.
+func (w *watcher) samePaths(path string) []string {
+	d := w.dirs[path]
+	if d == nil || d.id == (inode{}) {
+		return []string{path}
+	}
+	paths := make([]string, 0, len(w.byInode[d.id]))
+	for p := range w.byInode[d.id] {
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// setInode records that dir now names the directory id (zero: none).
+func (w *watcher) setInode(dir string, d *watchedDir, id inode) {
+	if d == nil || d.id == id {
+		return
+	}
+	if d.id != (inode{}) {
+		delete(w.byInode[d.id], dir)
+		if len(w.byInode[d.id]) == 0 {
+			delete(w.byInode, d.id)
+		}
+	}
+	d.id = id
+	if id != (inode{}) {
+		if w.byInode[id] == nil {
+			w.byInode[id] = map[string]bool{}
+		}
+		w.byInode[id][dir] = true
+	}
+}
+
+// release lets go of dir's watch, which inotify shares between every path
+// to the same directory: when dir was the path its events were named
+// after, another path still in use takes the watch over, and its users
+// check everything once (events in between may be lost).
+func (w *watcher) release(dir string, id inode) {
+	if err := w.fsw.Remove(dir); err != nil {
+		return // not the name inotify knows it by, or gone already
+	}
+	for other := range w.byInode[id] {
+		if other == dir {
+			continue
+		}
+		if err := w.addWatch(other); err != nil {
+			w.setInode(other, w.dirs[other], inode{})
+		}
+		for key := range w.dirs[other].users {
+			if k := w.keys[key]; k != nil {
+				k.fullSeq++
+			}
+		}
+		return
+	}
 }
 
 // markUnder marks the files of k at name or below it. Those below it sort
@@ -754,39 +831,38 @@ func (w *watcher) place(key, dir, mode string, again bool) error {
 	if err != nil {
 		return err
 	}
-	id, _ := dirKeyOf(dir, st)
-	dev, ino := id.dev, id.ino|1<<63 // never 0, which means "not watched"
+	k, _ := dirKeyOf(dir, st)
+	id := inode{k.dev, k.ino | 1<<63} // never zero, which means "not watched"
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	d := w.dirs[dir]
-	if d != nil && d.ino == ino && d.dev == dev && !again {
+	if d != nil && d.id == id && !again {
 		if d.users[key] == nil {
 			d.users[key] = &dirUse{listed: true}
 		}
-		w.mu.Unlock()
 		return nil
 	}
-	w.mu.Unlock()
 	if mode != config.FilesWatchInotify {
 		if t, err := w.fsType(dir); err == nil && networkFS[t] {
 			return errNetworkFS{t}
 		}
 	}
-	if d != nil && d.ino != 0 && d.ino != ino {
-		_ = w.fsw.Remove(dir) // the name now leads elsewhere
+	if d != nil && d.id != (inode{}) && d.id != id { // the name now leads elsewhere
+		old := d.id
+		w.setInode(dir, d, inode{})
+		w.release(dir, old)
 	}
 	if err := w.addWatch(dir); err != nil {
 		return err
 	}
-	w.mu.Lock()
 	if d = w.dirs[dir]; d == nil {
 		d = &watchedDir{users: map[string]*dirUse{}}
 		w.dirs[dir] = d
 	}
-	d.dev, d.ino = dev, ino
+	w.setInode(dir, d, id)
 	if d.users[key] == nil {
 		d.users[key] = &dirUse{listed: true}
 	}
-	w.mu.Unlock()
 	return nil
 }
 
@@ -878,7 +954,11 @@ func (w *watcher) unwatchIfUnused(dir string, wd *watchedDir) {
 		return
 	}
 	delete(w.dirs, dir)
-	_ = w.fsw.Remove(dir) // gone already when the directory was
+	id := wd.id
+	w.setInode(dir, wd, inode{})
+	if id != (inode{}) {
+		w.release(dir, id)
+	}
 }
 
 // recheck is the current configuration's re-check interval.
@@ -1018,11 +1098,7 @@ func (s *Source) watchStatus() []source.Sample {
 	}
 	watches := 0
 	if w != nil {
-		for _, d := range w.dirs {
-			if d.ino != 0 {
-				watches++
-			}
-		}
+		watches = len(w.byInode)
 	}
 	out = append(out, source.Sample{Name: nameWatches, Help: helpWatches, Value: float64(watches)})
 	for _, r := range fallbackReasons {

@@ -808,3 +808,26 @@ clusters:
 	replaceByRename(t, dir, "elsewhere/ca.pem", pemOf(t, "ca-2"))
 	e.check("referenced file changed", e.scrape(), map[string]string{"kube/config.kubeconfig#cluster/x": "ca-2"})
 }
+
+// TestWatchOneDirectoryTwoPaths: inotify watches a directory once, whatever
+// the paths that lead to it (/etc/ssl/certs beside the directory it links
+// to); both groups that reach it see its changes, and still do after the
+// group whose path named the watch is dropped.
+func TestWatchOneDirectoryTwoPaths(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "real/a.pem", pemOf(t, "a-1"))
+	must(t, os.Symlink(filepath.Join(dir, "real"), filepath.Join(dir, "alias")))
+	e := newWatchEnv(t, dir, nil, groupSpec{Paths: []string{"real"}}, groupSpec{Paths: []string{"alias"}})
+	e.check("first", e.scrape(), map[string]string{"real/a.pem": "a-1", "alias/a.pem": "a-1"})
+	replaceByRename(t, dir, "real/a.pem", pemOf(t, "a-2"))
+	e.check("changed", e.scrape(), map[string]string{"real/a.pem": "a-2", "alias/a.pem": "a-2"})
+	e.steady("steady", map[string]string{"real/a.pem": "a-2", "alias/a.pem": "a-2"})
+
+	e.reload(nil, groupSpec{Paths: []string{"alias"}})
+	e.check("group of the first path dropped", e.scrape(), map[string]string{"alias/a.pem": "a-2"})
+	e.scrape() // the path that took the watch over is checked in full once
+	write(t, dir, "real/a.pem", pemOf(t, "a-3"))
+	e.check("changed after the drop", e.scrape(), map[string]string{"alias/a.pem": "a-3"})
+	write(t, dir, "alias/b.pem", pemOf(t, "b"))
+	e.check("new file after the drop", e.scrape(), map[string]string{"alias/a.pem": "a-3", "alias/b.pem": "b"})
+}
