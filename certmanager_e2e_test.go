@@ -31,6 +31,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/certwatch/certwatch/dashboards"
 	"github.com/certwatch/certwatch/internal/kubetest"
 	"github.com/certwatch/certwatch/internal/testpki"
 	"github.com/certwatch/certwatch/internal/testtools"
@@ -560,5 +561,27 @@ scrape_configs:
 		if strings.HasPrefix(name, "CertwatchCertManager") && want[name] == nil {
 			t.Errorf("alert %s has no expectation in this test", name)
 		}
+	}
+	// The overview's cert-manager row: every query returns data here.
+	qs, err := dashboards.Queries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, q := range qs {
+		if !strings.Contains(q.Expr, "certwatch_certmanager_") {
+			continue
+		}
+		n++
+		res, err := pc.query(t, dashboards.ExpandVariables(q.Expr))
+		switch {
+		case err != nil:
+			t.Errorf("%s / %s: %v\n%s", q.Dashboard, q.Panel, err, q.Expr)
+		case len(res) == 0:
+			t.Errorf("%s / %s returns no data:\n%s", q.Dashboard, q.Panel, q.Expr)
+		}
+	}
+	if n == 0 {
+		t.Error("no dashboard query reads the cert-manager series")
 	}
 }

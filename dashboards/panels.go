@@ -29,7 +29,7 @@ func overview() dashboard {
 	return dashboard{
 		uid:         "certwatch-overview",
 		title:       "Overview",
-		description: "What expires when, what is broken, which targets certwatch cannot read, how SPIRE rotates SVIDs and trust bundles, and what is revoked: CRLs, OCSP staples and the responders certwatch asks.",
+		description: "What expires when, what is broken, which targets certwatch cannot read, how SPIRE rotates SVIDs and trust bundles, what is revoked: CRLs, OCSP staples and the responders certwatch asks, and how cert-manager renews.",
 		variables:   append(commonVariables(), sourceVariable()),
 		links:       []obj{{"title": "certwatch", "type": "dashboards", "tags": []string{"certwatch"}, "asDropdown": true}},
 		panels: append([]panel{
@@ -89,7 +89,7 @@ func overview() dashboard {
 				description: "The earliest chain expiry across all places, per source, over time: a drop is a renewal missed, a jump a renewal done.",
 				queries:     []query{{expr: "min by (source) (certwatch_chain_not_after_timestamp_seconds" + s + " - time())", legend: "{{source}}"}},
 			},
-		}, append(spiffePanels(), revocationPanels(targetLink)...)...),
+		}, append(append(spiffePanels(), revocationPanels(targetLink)...), certManagerPanels()...)...),
 	}
 }
 
