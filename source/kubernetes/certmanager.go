@@ -75,19 +75,25 @@ const (
 
 // Problems between a Certificate and the Secret it writes: a bounded set.
 const (
-	ProblemSecretMissing     = "secret_missing"     // the Secret does not exist
-	ProblemSecretNotWatched  = "secret_not_watched" // kubernetes.secrets does not select it: nothing to compare
-	ProblemSecretUnreadable  = "secret_unreadable"  // tls.crt holds no readable certificate
-	ProblemOlderCertificate  = "older_certificate"  // its leaf expires before status.notAfter
-	ProblemNamesNotCovered   = "names_not_covered"  // its leaf lacks a name of spec.dnsNames, ipAddresses or uris
-	requestStateIssued       = "issued"
-	requestStatePending      = "pending"
-	requestStateFailed       = "failed"
-	requestStateDenied       = "denied"
-	requestStateInvalid      = "invalid"
-	conditionReady           = "Ready"
-	conditionUnknown         = "Unknown"
-	defaultIssuerKindOfCerts = kindIssuer
+	ProblemSecretMissing    = "secret_missing"     // the Secret does not exist
+	ProblemSecretNotWatched = "secret_not_watched" // kubernetes.secrets does not select it: nothing to compare
+	ProblemSecretUnreadable = "secret_unreadable"  // tls.crt holds no readable certificate
+	ProblemOlderCertificate = "older_certificate"  // its leaf expires before status.notAfter
+	ProblemNamesNotCovered  = "names_not_covered"  // its leaf lacks a name of spec.dnsNames, ipAddresses or uris
+)
+
+// States of a CertificateRequest, from its conditions.
+const (
+	requestStateIssued  = "issued"
+	requestStatePending = "pending" // neither issued nor refused yet (approval, issuance)
+	requestStateFailed  = "failed"
+	requestStateDenied  = "denied"  // an approver refused it
+	requestStateInvalid = "invalid" // cert-manager found it malformed
+)
+
+const (
+	conditionReady   = "Ready"
+	conditionUnknown = "Unknown"
 )
 
 // cmCondition is the Ready condition of an object.
@@ -390,7 +396,7 @@ func parseCertificate(u *unstructured.Unstructured) *cmCertificate {
 	}
 	// cert-manager's defaults for an issuerRef that leaves them out.
 	if c.issuerKind == "" {
-		c.issuerKind = defaultIssuerKindOfCerts
+		c.issuerKind = kindIssuer
 	}
 	if c.issuerGroup == "" {
 		c.issuerGroup = certManagerGroup
