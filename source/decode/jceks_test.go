@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"crypto"
+	"encoding/asn1"
 	"errors"
 	"runtime"
 	"strings"
@@ -275,5 +276,60 @@ func TestParseKeytoolJKS(t *testing.T) {
 				t.Error("server: the opened key is not the leaf's")
 			}
 		})
+	}
+}
+
+// BenchmarkParseJCEKS measures a keytool keystore (two key entries, a
+// trusted certificate, a secret key) read without a password, and with one,
+// when the integrity check and the opening of both keys (Java's 200,000
+// MD5 rounds each) are added.
+func BenchmarkParseJCEKS(b *testing.B) {
+	chain := testpki.NewChain(b, testpki.Options{CommonName: "bench"})
+	rsaLeaf := testpki.New(b, chain.Intermediate, testpki.Options{CommonName: "rsa", KeyType: "rsa2048"})
+	data := testpki.JCEKS(b, jceksPassword, []testpki.JKSEntry{
+		{Alias: "server", Key: chain.Leaf.Key, Chain: certs(chain.Leaf, chain.Intermediate)},
+		{Alias: "rsa", Key: rsaLeaf.Key, Chain: certs(rsaLeaf)},
+		{Alias: "root", Chain: certs(chain.Root)},
+	}, "secret")
+	for _, pw := range []struct {
+		name     string
+		password []byte
+		keys     int
+	}{{"no password", nil, 0}, {"password", []byte(jceksPassword), 2}} {
+		b.Run(pw.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				entries, err := parse(data, pw.password)
+				if err != nil || len(entries) != 3 {
+					b.Fatalf("%d entries, %v", len(entries), err)
+				}
+			}
+			if pw.keys > 0 { // what a changed keystore costs per private key
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*pw.keys), "ms/key")
+			}
+		})
+	}
+}
+
+// TestJCEKSKeyIterationBudget: a key asking for more key derivation than a
+// keystore's budget is not opened (its certificates are unaffected), and
+// the budget is shared by the keystore's keys.
+func TestJCEKSKeyIterationBudget(t *testing.T) {
+	params, err := asn1.Marshal(pbeParameters{Salt: []byte("12345678"), Iterations: maxJCEKSIterations + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := encryptedPrivateKeyInfo{Data: make([]byte, 64)}
+	info.Algorithm.Algorithm = oidPBEWithMD5AndTripleDES
+	info.Algorithm.Parameters = asn1.RawValue{FullBytes: params}
+	budget := maxJCEKSIterations
+	if pub := jceksKeyPublic(info, []byte("pw"), &budget); pub != nil || budget != maxJCEKSIterations {
+		t.Errorf("a key over the budget was derived (budget left %d)", budget)
+	}
+	budget = 10
+	params, _ = asn1.Marshal(pbeParameters{Salt: []byte("12345678"), Iterations: 11})
+	info.Algorithm.Parameters = asn1.RawValue{FullBytes: params}
+	if jceksKeyPublic(info, []byte("pw"), &budget); budget != 10 {
+		t.Errorf("a key over what is left of the budget was derived (budget left %d)", budget)
 	}
 }
