@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/config"
@@ -55,6 +56,9 @@ const (
 // certManagerRediscover is how often discovery asks again whether
 // cert-manager.io/v1 is served while it is not: one small request.
 var certManagerRediscover = time.Minute
+
+// certManagerDiscoveryTimeout bounds one discovery request.
+var certManagerDiscoveryTimeout = 30 * time.Second
 
 // certManagerResources are the watched resources, in discovery's plural
 // names; the cluster-scoped one has an empty namespace in its key.
@@ -165,7 +169,10 @@ func (s *Source) startCertManager(ctx context.Context, wg *sync.WaitGroup) {
 func (s *Source) discoverCertManager(ctx context.Context, wg *sync.WaitGroup) {
 	lastLogged := ""
 	for {
-		served, err := s.certManagerServed()
+		served, err := s.certManagerServed(ctx)
+		if ctx.Err() != nil {
+			return // stopping
+		}
 		if len(served) > 0 {
 			s.watchCertManager(ctx, wg, served)
 			return
@@ -209,8 +216,12 @@ func (s *Source) discoverCertManager(ctx context.Context, wg *sync.WaitGroup) {
 // serves: none when the group version is not served (err nil) or discovery
 // failed (err set). Certificates are required: without them nothing else
 // is reported.
-func (s *Source) certManagerServed() ([]string, error) {
-	list, err := s.client.Discovery().ServerResourcesForGroupVersion(certManagerGroupVersion)
+func (s *Source) certManagerServed(ctx context.Context) ([]string, error) {
+	// Bounded, and cancelled by Stop: an unreachable API server must not
+	// hold a reload or a shutdown.
+	ctx, cancel := context.WithTimeout(ctx, certManagerDiscoveryTimeout)
+	defer cancel()
+	list, err := discovery.ToDiscoveryInterfaceWithContext(s.client.Discovery()).ServerResourcesForGroupVersionWithContext(ctx, certManagerGroupVersion)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

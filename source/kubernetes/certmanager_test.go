@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	goruntime "runtime"
 	"slices"
@@ -20,7 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/config"
@@ -586,4 +590,46 @@ func BenchmarkCertManagerScrape(b *testing.B) {
 		samples = len(s.certManagerSamples(now))
 	}
 	b.ReportMetric(float64(samples), "samples")
+}
+
+// Stop does not wait for a discovery request the API server never answers.
+func TestCertManagerStopCancelsDiscovery(t *testing.T) {
+	timeout := certManagerDiscoveryTimeout
+	certManagerDiscoveryTimeout = time.Hour // only Stop can end the request
+	t.Cleanup(func() { certManagerDiscoveryTimeout = timeout })
+	asked := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	release := make(chan struct{})
+	server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/apis/cert-manager.io/v1" {
+			http.NotFound(w, r)
+			return
+		}
+		asked <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-release:
+		}
+	}))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Listener = l
+	server.Start()
+	t.Cleanup(func() { close(release); server.Close() })
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: server.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(config.Kubernetes{CertManager: config.CertManager{Enabled: config.CertManagerEnabled}}, shard.Shard{}, client,
+		dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), certManagerListKinds), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	<-asked
+	s.Stop() // returns only once the discovery goroutine has
+	<-cancelled
 }
