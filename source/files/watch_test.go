@@ -711,17 +711,33 @@ func TestWatchBackgroundRefresh(t *testing.T) {
 	for i := range 20 {
 		replaceByRename(t, dir, fmt.Sprintf("d/%02d.pem", i), pemOf(t, fmt.Sprintf("n%02d", i)))
 	}
-	// Wait for the background pass to have read them: poll the counter
-	// (no timing is asserted; the bound only keeps a failure from hanging).
-	loads := testLoads.Load()
+	// Wait for the background passes to have read them all and cleared
+	// their marks (no timing is asserted; the bound only keeps a failure
+	// from hanging).
+	w, g := e.s.watch.w, &e.s.groups[0]
+	done := func() bool {
+		w.mu.Lock()
+		marked := len(w.dirty)
+		w.mu.Unlock()
+		if marked > 0 {
+			return false
+		}
+		for i := range 20 {
+			c, ok := e.cache.outcome(filepath.Join(dir, fmt.Sprintf("d/%02d.pem", i)), g.optsKey)
+			if !ok || len(c.entries) == 0 || len(c.entries[0].Certs) == 0 || c.entries[0].Certs[0].Subject.CommonName != fmt.Sprintf("n%02d", i) {
+				return false
+			}
+		}
+		return true
+	}
 	deadline := time.Now().Add(20 * time.Second)
-	for testLoads.Load()-loads < 20 {
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the background refresh read %d of 20 files", testLoads.Load()-loads)
+			t.Fatal("the background refresh did not read the renewed files")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	loads = testLoads.Load()
+	loads := testLoads.Load()
 	got := e.scrape()
 	if n := testLoads.Load() - loads; n != 0 {
 		t.Errorf("the scrape after the background refresh read %d files", n)
