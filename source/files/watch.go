@@ -459,25 +459,21 @@ func (w *watcher) setInode(dir string, d *watchedDir, id inode) {
 
 // release lets go of dir's watch, which inotify shares between every path
 // to the same directory: when dir was the path its events were named
-// after, another path still in use takes the watch over, and its users
-// check everything once (events in between may be lost).
+// after, the watch is gone for the other paths too, and their users check
+// everything once at the next pass, which places it again (not here: a
+// path lookup may hang on a dead mount, and this runs under w.mu).
 func (w *watcher) release(dir string, id inode) {
 	if err := w.fsw.Remove(dir); err != nil {
 		return // not the name inotify knows it by, or gone already
 	}
 	for other := range w.byInode[id] {
-		if other == dir {
-			continue
-		}
-		if err := w.addWatch(other); err != nil {
-			w.setInode(other, w.dirs[other], inode{})
-		}
-		for key := range w.dirs[other].users {
+		d := w.dirs[other]
+		w.setInode(other, d, inode{})
+		for key := range d.users {
 			if k := w.keys[key]; k != nil {
 				k.fullSeq++
 			}
 		}
-		return
 	}
 }
 
@@ -834,27 +830,32 @@ func (w *watcher) place(key, dir, mode string, again bool) error {
 	k, _ := dirKeyOf(dir, st)
 	id := inode{k.dev, k.ino | 1<<63} // never zero, which means "not watched"
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	d := w.dirs[dir]
 	if d != nil && d.id == id && !again {
 		if d.users[key] == nil {
 			d.users[key] = &dirUse{listed: true}
 		}
+		w.mu.Unlock()
 		return nil
-	}
-	if mode != config.FilesWatchInotify {
-		if t, err := w.fsType(dir); err == nil && networkFS[t] {
-			return errNetworkFS{t}
-		}
 	}
 	if d != nil && d.id != (inode{}) && d.id != id { // the name now leads elsewhere
 		old := d.id
 		w.setInode(dir, d, inode{})
 		w.release(dir, old)
 	}
+	w.mu.Unlock()
+	// Outside the lock: on a hung mount these can hang, and the event loop
+	// must go on.
+	if mode != config.FilesWatchInotify {
+		if t, err := w.fsType(dir); err == nil && networkFS[t] {
+			return errNetworkFS{t}
+		}
+	}
 	if err := w.addWatch(dir); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if d = w.dirs[dir]; d == nil {
 		d = &watchedDir{users: map[string]*dirUse{}}
 		w.dirs[dir] = d
