@@ -609,8 +609,8 @@ type keyPlan struct {
 	all      bool   // stat every file found (and read the changed ones)
 	register bool   // place the watches while walking
 	full     bool   // a full check of a watched path: note it when the pass completes
-	seq      uint64 // the key's walkSeq (register) or fullSeq (full) when planned
-	walkSeq  uint64
+	seq      uint64 // full: the key's fullSeq when planned
+	walkSeq  uint64 // register: the key's walkSeq when planned
 }
 
 var pollPlan = keyPlan{walk: true, all: true}
