@@ -396,10 +396,15 @@ func (w *watcher) route(name string, op fsnotify.Op) bool {
 			}
 		}
 	}
-	if d := w.dirs[name]; d != nil && (op.Has(fsnotify.Remove) || op.Has(fsnotify.Rename)) {
+	if d := w.dirs[name]; d != nil {
+		// A watched directory changed: chmod'ed, its listing may now fail
+		// (or work again); removed or renamed, inotify dropped its watch,
+		// which the walk places again.
 		structural = true
-		for _, self := range selves { // inotify dropped the watch: place it again
-			w.setInode(self, w.dirs[self], inode{})
+		if op.Has(fsnotify.Remove) || op.Has(fsnotify.Rename) {
+			for _, self := range selves {
+				w.setInode(self, w.dirs[self], inode{})
+			}
 		}
 	}
 	for key, names := range touched {

@@ -803,6 +803,13 @@ func checkWatchUnreadable(t *testing.T) {
 	e.steady("still unreadable", map[string]string{"d/a.pem": "class:" + string(source.ClassPermission)})
 	must(t, os.Chmod(filepath.Join(dir, "d/a.pem"), 0o644))
 	e.check("readable again", e.scrape(), map[string]string{"d/a.pem": "a"})
+	// The directory made unlistable: reported as a polling walk reports
+	// it, and back.
+	t.Cleanup(func() { _ = os.Chmod(filepath.Join(dir, "d"), 0o755) }) // should the check fail
+	must(t, os.Chmod(filepath.Join(dir, "d"), 0))
+	e.check("directory unlistable", e.scrape(), map[string]string{"d": "class:" + string(source.ClassPermission)})
+	must(t, os.Chmod(filepath.Join(dir, "d"), 0o755))
+	e.check("directory listable again", e.scrape(), map[string]string{"d/a.pem": "a"})
 }
 
 // TestWatchKubeconfigReferences: a kubeconfig that names a certificate file
