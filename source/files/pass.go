@@ -210,9 +210,11 @@ func (p *pass) run() {
 			return
 		}
 	}
-	// A job that joined a read made with another group's options (a file
-	// reached by two groups, read first for the later one) reads it again
-	// with its own, when its group is the one the file is reported under.
+	// A job that joined a read made for another group (a file reached by
+	// two groups, read first for the later one) refreshes it again for its
+	// own, when its group is the one the file is reported under: that read
+	// was not stored, and may have had other options (a stat when the one
+	// stored is fresh).
 	for _, j := range p.rejoin {
 		if j.seq != 0 && p.owner(j.path, j.gi) && s.watch.w.isDirty(j.path, j.seq) {
 			// Marked by an event and read meanwhile for a group it is not
@@ -222,7 +224,7 @@ func (p *pass) run() {
 			s.watch.w.clean(j.path, j.seq)
 			continue
 		}
-		if _, ok := s.cache.outcome(j.path, j.g.optsKey); !ok && p.owner(j.path, j.gi) {
+		if p.owner(j.path, j.gi) {
 			s.refreshOwned(j.path, j.g, func() bool { return p.owner(j.path, j.gi) })
 		}
 	}

@@ -5,6 +5,7 @@ package files
 import (
 	"bytes"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -853,4 +854,128 @@ func TestWatchOneDirectoryTwoPaths(t *testing.T) {
 	e.check("changed after the drop", e.scrape(), map[string]string{"alias/a.pem": "a-3"})
 	write(t, dir, "alias/b.pem", pemOf(t, "b"))
 	e.check("new file after the drop", e.scrape(), map[string]string{"alias/a.pem": "a-3", "alias/b.pem": "b"})
+}
+
+// TestWatchAgreesWithPolling applies a long random sequence of changes to a
+// tree (writes in place, replacements by rename, new and deleted files and
+// directories, symlinked files and directories re-pointed, Kubernetes-style
+// ..data swaps) through groups that overlap, and after each one compares a
+// watching scrape with a cold one of the same tree (a new cache that reads
+// every file): the same answer, every time.
+func TestWatchAgreesWithPolling(t *testing.T) {
+	dir := t.TempDir()
+	var pool [][]byte
+	for i := range 12 {
+		pool = append(pool, pemOf(t, fmt.Sprintf("gen-%02d", i)))
+	}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	content := func() []byte { return pool[rng.IntN(len(pool))] }
+	// Rewrites in place of the same size, within the filesystem's
+	// timestamp granularity, leave a file's identity as it was: polling
+	// misses them, watching must not.
+	writeNow := func(p string, data []byte) { must(t, os.WriteFile(p, data, 0o644)) }
+	for _, d := range []string{"tree/a", "tree/b/c", "targets/t1", "targets/t2"} {
+		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	write(t, dir, "targets/t1/x.pem", content())
+	write(t, dir, "targets/t2/x.pem", content())
+	must(t, os.Symlink(filepath.Join(dir, "targets/t1"), filepath.Join(dir, "tree/current")))
+	must(t, os.Symlink(filepath.Join(dir, "targets/t1/x.pem"), filepath.Join(dir, "tree/a/link.pem")))
+	projectedVolume(t, dir, "vol", "..v0", map[string][]byte{"tls.crt": content(), "ca.crt": content()})
+	groups := []groupSpec{{Paths: []string{"tree"}}, {Paths: []string{"vol/tls.crt", "vol/ca.crt"}}, {Paths: []string{"tree/**/*.pem"}}}
+	watching := newWatchEnv(t, dir, nil, groups...)
+	// The truth: a cold scrape, every file read.
+	cold := func() map[string]string {
+		polling := &watchEnv{t: t, dir: dir, cache: NewCache()}
+		polling.reload(nil, groups...)
+		return polling.scrape()
+	}
+
+	files := func() []string {
+		var out []string
+		_ = filepath.WalkDir(filepath.Join(dir, "tree"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	dirs := []string{"tree/a", "tree/b", "tree/b/c", "tree"}
+	vol := 0
+	ops := []func() string{
+		func() string { // write in place
+			if f := files(); len(f) > 0 {
+				p := f[rng.IntN(len(f))]
+				writeNow(p, content())
+				return "write " + p
+			}
+			return "nothing"
+		},
+		func() string { // replace by rename
+			if f := files(); len(f) > 0 {
+				p := f[rng.IntN(len(f))]
+				tmp := p + ".tmp"
+				must(t, os.WriteFile(tmp, content(), 0o644))
+				must(t, os.Rename(tmp, p))
+				return "rename over " + p
+			}
+			return "nothing"
+		},
+		func() string { // new file
+			p := filepath.Join(dir, dirs[rng.IntN(len(dirs))], fmt.Sprintf("n%03d.pem", rng.IntN(1000)))
+			must(t, os.WriteFile(p, content(), 0o644))
+			return "new " + p
+		},
+		func() string { // delete a file
+			if f := files(); len(f) > 0 {
+				p := f[rng.IntN(len(f))]
+				must(t, os.Remove(p))
+				return "delete " + p
+			}
+			return "nothing"
+		},
+		func() string { // new directory with a file, or a directory removed
+			p := filepath.Join(dir, "tree/b", fmt.Sprintf("sub%d", rng.IntN(3)))
+			if _, err := os.Stat(p); err == nil {
+				must(t, os.RemoveAll(p))
+				return "rmdir " + p
+			}
+			must(t, os.MkdirAll(filepath.Join(p, "deep"), 0o755))
+			must(t, os.WriteFile(filepath.Join(p, "deep", "d.pem"), content(), 0o644))
+			return "mkdir " + p
+		},
+		func() string { // re-point the symlinked directory
+			link := filepath.Join(dir, "tree/current")
+			target, _ := os.Readlink(link)
+			next := filepath.Join(dir, "targets/t1")
+			if target == next {
+				next = filepath.Join(dir, "targets/t2")
+			}
+			tmp := link + ".new"
+			must(t, os.Symlink(next, tmp))
+			must(t, os.Rename(tmp, link))
+			return "re-point current to " + next
+		},
+		func() string { // a symlink target written outside the tree
+			p := filepath.Join(dir, fmt.Sprintf("targets/t%d/x.pem", 1+rng.IntN(2)))
+			writeNow(p, content())
+			return "write target " + p
+		},
+		func() string { // the kubelet updates the volume
+			vol++
+			swapProjectedVolume(t, dir, "vol", fmt.Sprintf("..v%d", vol-1), fmt.Sprintf("..v%d", vol),
+				map[string][]byte{"tls.crt": content(), "ca.crt": content()})
+			return "..data swap"
+		},
+	}
+	watching.check("start", watching.scrape(), cold())
+	for step := range 150 {
+		what := ops[rng.IntN(len(ops))]()
+		want := cold()
+		got := watching.scrape()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("step %d (%s): watching\n  %v\nread cold\n  %v", step, what, got, want)
+		}
+	}
 }
