@@ -635,6 +635,12 @@ func wantGrants(cfg *config.Config, namespaced bool) map[rbacGrant]bool {
 			want[rbacGrant{"", "cert-manager.io", resource}] = true
 		}
 	}
+	if k.CSRs {
+		want[rbacGrant{"", "certificates.k8s.io", "certificatesigningrequests"}] = true
+	}
+	if k.NamespaceSelectors() {
+		want[rbacGrant{"", "", "namespaces"}] = true
+	}
 	return want
 }
 

@@ -107,7 +107,8 @@ when their key is a map, the empty map included; null or absent is off.
 {{- $_ := set $out "secretNamespaces" (ternary ($k.secrets | default dict).namespaces list $secrets | default list) }}
 {{- $_ = set $out "passwordNamespace" (ternary (($k.secrets | default dict).password_secret | default dict).namespace "" $secrets | default "") }}
 {{- $_ = set $out "configmapNamespaces" (ternary ($k.configmaps | default dict).namespaces list $configmaps | default list) }}
-{{- $_ = set $out "any" (or $secrets $configmaps (eq true $k.webhooks) (eq true $k.apiservices) (eq true $k.crds)) }}
+{{- /* csrs, or cert_manager enabled outright, watch something too (auto alone does not). */}}
+{{- $_ = set $out "any" (or $secrets $configmaps (eq true $k.webhooks) (eq true $k.apiservices) (eq true $k.crds) (eq true $k.csrs) (eq "true" (toString ($k.cert_manager | default dict).enabled))) }}
 {{- toJson $out }}
 {{- end }}
 
