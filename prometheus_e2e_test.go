@@ -357,6 +357,7 @@ scrape_configs:
 			"CertwatchCollectorFailing":            nil,
 			"CertwatchKubernetesInformerNotSynced": nil, // proven by the Kubernetes end-to-end test's metrics
 			"CertwatchKubernetesWatchErrors":       nil,
+			"CertwatchKubernetesClusterDown":       nil, // kubernetes_clusters_e2e_test.go reads cluster_up; promtool tests the rule
 			// No Kubernetes here: certmanager_e2e_test.go runs these against
 			// a real Prometheus scraping certwatch under a real kube-apiserver.
 			"CertwatchCertManagerRenewalOverdue":      nil,
