@@ -882,7 +882,8 @@ func TestWatchAgreesWithPolling(t *testing.T) {
 	must(t, os.Symlink(filepath.Join(dir, "targets/t1"), filepath.Join(dir, "tree/current")))
 	must(t, os.Symlink(filepath.Join(dir, "targets/t1/x.pem"), filepath.Join(dir, "tree/a/link.pem")))
 	projectedVolume(t, dir, "vol", "..v0", map[string][]byte{"tls.crt": content(), "ca.crt": content()})
-	groups := []groupSpec{{Paths: []string{"tree"}}, {Paths: []string{"vol/tls.crt", "vol/ca.crt"}}, {Paths: []string{"tree/**/*.pem"}}}
+	groups := []groupSpec{{Paths: []string{"tree"}}, {Paths: []string{"vol/tls.crt", "vol/ca.crt"}}, {Paths: []string{"tree/**/*.pem"}},
+		{Paths: []string{"vol"}}}
 	watching := newWatchEnv(t, dir, nil, groups...)
 	// The truth: a cold scrape, every file read.
 	cold := func() map[string]string {
