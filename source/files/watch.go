@@ -59,7 +59,7 @@ var fallbackReasons = []string{reasonWatchLimit, reasonOverflow, reasonNetworkFS
 
 const (
 	// barrierTimeout bounds the wait for the pipe's event. Past it the
-	// watcher is no longer trusted, and every pass polls.
+	// pass polls and the barrier starts over.
 	barrierTimeout = 10 * time.Second
 	// settleTime is how long the background refresh waits after the last
 	// event of a burst; settleMax bounds the wait during an endless one.
@@ -158,9 +158,11 @@ type watcher struct {
 
 	// Seams for tests: placing a watch, and telling a directory's
 	// filesystem type.
-	addWatch func(dir string) error
-	fsType   func(dir string) (int64, error)
-	now      func() time.Time
+	addWatch    func(dir string) error
+	fsType      func(dir string) (int64, error)
+	now         func() time.Time
+	barrierWait atomic.Int64                  // nanoseconds; tests shorten it
+	testHold    atomic.Pointer[chan struct{}] // tests: hold the event loop back until closed
 
 	mu        sync.Mutex
 	dirs      map[string]*watchedDir
@@ -170,7 +172,7 @@ type watcher struct {
 	withRefs  map[string]bool   // kubeconfigs that refer to other files: refreshed at every pass
 	seq       uint64
 	fallbacks map[string]uint64
-	broken    bool // a barrier timed out: events cannot be trusted any more
+	broken    bool // the barrier could not be renewed: every pass polls
 
 	// The barrier: one round in flight at a time, so that the kernel never
 	// merges two of its events into one.
@@ -230,6 +232,7 @@ func newWatcher(c *Cache, logger *slog.Logger) (*watcher, error) {
 		dirty: map[string]uint64{}, withRefs: map[string]bool{}, fallbacks: map[string]uint64{}, now: time.Now, fsType: statfsType,
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	w.addWatch = fsw.Add
+	w.barrierWait.Store(int64(barrierTimeout))
 	if c.testWatchHook != nil {
 		c.testWatchHook(w)
 	}
@@ -322,7 +325,10 @@ func (w *watcher) loop() {
 				events = nil
 				continue
 			}
-			if ev.Name == w.pipePath {
+			if hold := w.testHold.Load(); hold != nil {
+				<-*hold
+			}
+			if w.isPipe(ev.Name) {
 				w.endRound()
 				continue
 			}
@@ -359,6 +365,13 @@ func (w *watcher) lostEvents(reason string, err error) {
 	w.mu.Unlock()
 	w.resetBarrier()
 	w.poke()
+}
+
+// isPipe tells the barrier's events.
+func (w *watcher) isPipe(name string) bool {
+	w.bmu.Lock()
+	defer w.bmu.Unlock()
+	return name == w.pipePath
 }
 
 func (w *watcher) poke() {
@@ -534,7 +547,8 @@ func (w *watcher) barrier() bool {
 		w.issueLocked()
 	}
 	w.bmu.Unlock()
-	t := time.NewTimer(barrierTimeout)
+	wait := time.Duration(w.barrierWait.Load())
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-r.done:
@@ -542,13 +556,10 @@ func (w *watcher) barrier() bool {
 	case <-w.stop:
 		return false
 	case <-t.C:
-		w.mu.Lock()
-		if !w.broken {
-			w.broken = true
-			w.fallbacks[reasonError]++
-			w.logger.Error("File watch events stopped coming; polling every file from now on", "kind", source.KindFile)
-		}
-		w.mu.Unlock()
+		// The events are late (a starved process): this pass polls, and
+		// so that no late event can release a later round too early, the
+		// barrier starts over on a new pipe, every path checked once.
+		w.lostEvents(reasonError, fmt.Errorf("no event for %s", wait))
 		return false
 	}
 }

@@ -980,3 +980,32 @@ func TestWatchAgreesWithPolling(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchLateEvents: when the events are late (the event loop held back,
+// as in a starved process), a scrape does not wait for them forever: it
+// polls, counts a watch_error fallback, and watching goes on afterwards.
+func TestWatchLateEvents(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "d/a.pem", pemOf(t, "a-1"))
+	e := newWatchEnv(t, dir, nil, groupSpec{Paths: []string{"d"}})
+	w := e.s.watch.w
+	e.check("first", e.scrape(), map[string]string{"d/a.pem": "a-1"})
+
+	hold := make(chan struct{})
+	w.testHold.Store(&hold)
+	w.barrierWait.Store(int64(200 * time.Millisecond))
+	replaceByRename(t, dir, "d/a.pem", pemOf(t, "a-2"))
+	e.check("events late: polled", e.scrape(), map[string]string{"d/a.pem": "a-2"})
+	if n := e.status()["certwatch_files_watch_fallbacks_total,reason="+reasonError]; n < 1 {
+		t.Errorf("watch_error fallbacks %v, want at least 1", n)
+	}
+	w.barrierWait.Store(int64(barrierTimeout))
+	w.testHold.Store(nil)
+	close(hold)
+
+	e.check("events flowing again", e.scrape(), map[string]string{"d/a.pem": "a-2"})
+	e.steady("watching again", map[string]string{"d/a.pem": "a-2"})
+	write(t, dir, "d/a.pem", pemOf(t, "a-3"))
+	e.check("a change after", e.scrape(), map[string]string{"d/a.pem": "a-3"})
+	e.steady("and steady", map[string]string{"d/a.pem": "a-3"})
+}
