@@ -1082,7 +1082,7 @@ const (
 	nameWatches       = "certwatch_files_watches"
 	helpWatches       = "Directories the files source holds an inotify watch on."
 	nameWatchFallback = "certwatch_files_watch_fallbacks_total"
-	helpWatchFallback = "Times the files source fell back from inotify events to stat-ing files: a configured path that could not be watched (watch_limit: fs.inotify.max_user_watches reached; network_filesystem; watch_error), or events lost (queue_overflow: every file checked once)."
+	helpWatchFallback = "Times the files source fell back from inotify events to stat-ing files: a configured path that could not be watched (watch_limit: fs.inotify.max_user_watches reached; network_filesystem; watch_error), or events lost (queue_overflow) or late (watch_error): every file checked once."
 )
 
 func (s *Source) watchStatus() []source.Sample {
