@@ -25,11 +25,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/cache"
 
@@ -284,15 +281,7 @@ func (s *Source) watchCertManager(ctx context.Context, wg *sync.WaitGroup, serve
 // certManagerInformer is a cluster-wide dynamic informer whose transform
 // keeps the reported fields through store and leaves metadata only.
 func (s *Source) certManagerInformer(resource string, gvr schema.GroupVersionResource, store func(*unstructured.Unstructured), forget func(namespace, name string)) *informerWatch {
-	ri := s.dyn.Resource(gvr)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := listWatchOf(s.dyn.Resource(gvr), "", "")
 	informer := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, s.dyn), &unstructured.Unstructured{}, cache.SharedIndexInformerOptions{})
 	w := &informerWatch{resource: resource, informer: informer}
 	_ = informer.SetTransform(certManagerTransform(store))

@@ -1,13 +1,7 @@
 package kubernetes
 
 import (
-	"context"
-
 	certificatesv1 "k8s.io/api/certificates/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/source"
 )
@@ -26,14 +20,7 @@ const LabelSignerName = "signer_name"
 // addCSRWatch watches CertificateSigningRequests cluster-wide.
 func (s *Source) addCSRWatch() {
 	csrs := s.client.CertificatesV1().CertificateSigningRequests()
-	s.addWatch(ResourceCSRs, "", &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return csrs.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return csrs.Watch(ctx, o)
-		},
-	}, s.client, &certificatesv1.CertificateSigningRequest{}, s.transformCSR, s.forgetKind(KindCSR))
+	s.addWatch(ResourceCSRs, "", listWatchOf(csrs, "", ""), s.client, &certificatesv1.CertificateSigningRequest{}, s.transformCSR, s.forgetKind(KindCSR))
 }
 
 // transformCSR parses the certificate a signer issued for a CSR and strips

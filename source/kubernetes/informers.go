@@ -44,16 +44,7 @@ func (s *Source) buildInformers() {
 			fieldSelector = fields.OneTermEqualSelector("type", sw.Types[0]).String()
 		}
 		for _, ns := range namespacesOf(sw.Selection) {
-			lw := &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-					o.LabelSelector, o.FieldSelector = sw.LabelSelector, fieldSelector
-					return s.client.CoreV1().Secrets(ns).List(ctx, o)
-				},
-				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-					o.LabelSelector, o.FieldSelector = sw.LabelSelector, fieldSelector
-					return s.client.CoreV1().Secrets(ns).Watch(ctx, o)
-				},
-			}
+			lw := listWatchOf(s.client.CoreV1().Secrets(ns), sw.LabelSelector, fieldSelector)
 			s.addWatch(ResourceSecrets, ns, lw, s.client, &corev1.Secret{}, s.transformSecret, s.forgetKind(KindSecret))
 		}
 		if sw.PasswordSecret != nil {
@@ -62,38 +53,15 @@ func (s *Source) buildInformers() {
 	}
 	if cw := s.cfg.ConfigMaps; cw != nil {
 		for _, ns := range namespacesOf(cw.Selection) {
-			lw := &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-					o.LabelSelector = cw.LabelSelector
-					return s.client.CoreV1().ConfigMaps(ns).List(ctx, o)
-				},
-				WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-					o.LabelSelector = cw.LabelSelector
-					return s.client.CoreV1().ConfigMaps(ns).Watch(ctx, o)
-				},
-			}
+			lw := listWatchOf(s.client.CoreV1().ConfigMaps(ns), cw.LabelSelector, "")
 			s.addWatch(ResourceConfigMaps, ns, lw, s.client, &corev1.ConfigMap{}, s.transformConfigMap, s.forgetKind(KindConfigMap))
 		}
 	}
 	if s.cfg.Webhooks {
 		vw := s.client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-		s.addWatch(ResourceValidatingWebhook, "", &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return vw.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return vw.Watch(ctx, o)
-			},
-		}, s.client, &admissionv1.ValidatingWebhookConfiguration{}, s.transformValidating, s.forgetKind(KindValidatingWebhook))
+		s.addWatch(ResourceValidatingWebhook, "", listWatchOf(vw, "", ""), s.client, &admissionv1.ValidatingWebhookConfiguration{}, s.transformValidating, s.forgetKind(KindValidatingWebhook))
 		mw := s.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-		s.addWatch(ResourceMutatingWebhook, "", &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return mw.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return mw.Watch(ctx, o)
-			},
-		}, s.client, &admissionv1.MutatingWebhookConfiguration{}, s.transformMutating, s.forgetKind(KindMutatingWebhook))
+		s.addWatch(ResourceMutatingWebhook, "", listWatchOf(mw, "", ""), s.client, &admissionv1.MutatingWebhookConfiguration{}, s.transformMutating, s.forgetKind(KindMutatingWebhook))
 	}
 	if s.cfg.APIServices {
 		s.addDynamicWatch(ResourceAPIServices, apiServiceGVR, KindAPIService, []string{"spec", "caBundle"})
@@ -134,15 +102,7 @@ func (s *Source) addWatch(resource, namespace string, lw *cache.ListWatch, clien
 }
 
 func (s *Source) addDynamicWatch(resource string, gvr schema.GroupVersionResource, kind string, caBundlePath []string) {
-	ri := s.dyn.Resource(gvr)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := listWatchOf(s.dyn.Resource(gvr), "", "")
 	s.addWatch(resource, "", lw, s.dyn, &unstructured.Unstructured{}, func(obj any) any {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -272,4 +232,25 @@ func typeSelected(types []string, t string) bool {
 
 func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "very short watch")
+}
+
+// listWatcher is what a typed or dynamic client offers for one resource.
+type listWatcher[L runtime.Object] interface {
+	List(ctx context.Context, opts metav1.ListOptions) (L, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// listWatchOf lists and watches through c, with the label and field
+// selectors given (empty: everything).
+func listWatchOf[L runtime.Object](c listWatcher[L], labelSelector, fieldSelector string) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector, o.FieldSelector = labelSelector, fieldSelector
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector, o.FieldSelector = labelSelector, fieldSelector
+			return c.Watch(ctx, o)
+		},
+	}
 }

@@ -17,7 +17,6 @@ package kubernetes
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"sort"
 	"sync"
@@ -25,9 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/source"
 	"github.com/certwatch/certwatch/source/decode"
@@ -117,29 +113,9 @@ func (s *Source) addMeshWatches() {
 		resource := o.resource + "/" + o.name
 		switch o.resource {
 		case ResourceSecrets:
-			secrets := s.client.CoreV1().Secrets(o.namespace)
-			s.addWatch(resource, o.namespace, &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-					opts.FieldSelector = selector
-					return secrets.List(ctx, opts)
-				},
-				WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-					opts.FieldSelector = selector
-					return secrets.Watch(ctx, opts)
-				},
-			}, s.client, &corev1.Secret{}, s.transformMeshSecret(o), s.forgetMesh(KindSecret))
+			s.addWatch(resource, o.namespace, listWatchOf(s.client.CoreV1().Secrets(o.namespace), "", selector), s.client, &corev1.Secret{}, s.transformMeshSecret(o), s.forgetMesh(KindSecret))
 		case ResourceConfigMaps:
-			configMaps := s.client.CoreV1().ConfigMaps(o.namespace)
-			s.addWatch(resource, o.namespace, &cache.ListWatch{
-				ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-					opts.FieldSelector = selector
-					return configMaps.List(ctx, opts)
-				},
-				WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-					opts.FieldSelector = selector
-					return configMaps.Watch(ctx, opts)
-				},
-			}, s.client, &corev1.ConfigMap{}, s.transformMeshConfigMap(o), s.forgetMesh(KindConfigMap))
+			s.addWatch(resource, o.namespace, listWatchOf(s.client.CoreV1().ConfigMaps(o.namespace), "", selector), s.client, &corev1.ConfigMap{}, s.transformMeshConfigMap(o), s.forgetMesh(KindConfigMap))
 		}
 	}
 }

@@ -11,10 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/certwatch/certwatch/config"
 	"github.com/certwatch/certwatch/source"
@@ -63,16 +60,7 @@ func (s *Source) addPasswordWatches() {
 	}
 	fieldSelector := fields.OneTermEqualSelector("metadata.name", ps.Name).String()
 	for _, ns := range namespaces {
-		lw := &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = fieldSelector
-				return s.client.CoreV1().Secrets(ns).List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = fieldSelector
-				return s.client.CoreV1().Secrets(ns).Watch(ctx, o)
-			},
-		}
+		lw := listWatchOf(s.client.CoreV1().Secrets(ns), "", fieldSelector)
 		s.addWatch(ResourcePasswordSecrets, ns, lw, s.client, &corev1.Secret{}, s.transformPasswordSecret, func(m metav1.Object) {
 			s.deletePassword(m.GetNamespace(), m.GetUID())
 		})

@@ -10,9 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/certwatch/certwatch/config"
@@ -87,14 +84,7 @@ func (s *Source) buildSelectInformers() {
 	}
 	if len(s.sel.namespace) > 0 {
 		nss := s.client.CoreV1().Namespaces()
-		s.addWatch(ResourceNamespaces, "", &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return nss.List(ctx, o)
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return nss.Watch(ctx, o)
-			},
-		}, s.client, &corev1.Namespace{}, s.transformNamespace, func(m metav1.Object) { s.setNamespace(m.GetName(), nil, false) })
+		s.addWatch(ResourceNamespaces, "", listWatchOf(nss, "", ""), s.client, &corev1.Namespace{}, s.transformNamespace, func(m metav1.Object) { s.setNamespace(m.GetName(), nil, false) })
 	}
 }
 
