@@ -12,7 +12,6 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -254,54 +253,14 @@ func TestMeshPresetsAgainstAPIServer(t *testing.T) {
 // result for the mesh), and that copy again as stale.
 func meshAlertsInPrometheus(t *testing.T, certwatchAddr, dir string) {
 	prometheus := testtools.Find(t, "prometheus")
-	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	promAddr := freePort(t)
-	promDir := filepath.Join(dir, "prometheus")
-	writeFile(t, filepath.Join(promDir, "prometheus.yml"), []byte(fmt.Sprintf(`
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: [%q]
-scrape_configs:
-  - job_name: certwatch
-    static_configs:
-      - targets: [%q]
-`, rules, certwatchAddr)))
-	prom := exec.Command(prometheus, "--config.file="+filepath.Join(promDir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(promDir, "tsdb"), "--web.listen-address="+promAddr)
-	promLog := &testtools.SyncBuffer{}
-	prom.Stdout, prom.Stderr = promLog, promLog
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = prom.Process.Kill()
-		_ = prom.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", promLog.String())
-		}
-	})
-	pc := promClient{base: "http://" + promAddr}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		res, err := pc.query(t, `count_over_time(certwatch_chain_valid{mesh_role="trust_roots"}[1m]) >= 2`)
-		if err == nil && len(res) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus did not scrape certwatch in time (last error: %v)", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	pc := startPrometheus(t, prometheus, filepath.Join(dir, "prometheus"), certwatchAddr, "1s")
+	waitForQuery(t, pc, `count_over_time(certwatch_chain_valid{mesh_role="trust_roots"}[1m]) >= 2`)
 	want := map[string][]string{
 		"CertwatchMeshCAExpiring":         {"linkerd/linkerd-identity-issuer tls.crt 0"},
 		"CertwatchMeshTrustRootsExpiring": {"istio configmap root-cert.pem"},
 		"CertwatchMeshTrustRootsStale":    {"payments/istio-ca-root-cert root-cert.pem"},
 	}
-	exprs := alertExpressions(t, rules)
+	exprs := alertExpressions(t, "alerts/certwatch.rules.yml")
 	for name := range exprs {
 		if strings.HasPrefix(name, "CertwatchMesh") && want[name] == nil {
 			t.Errorf("alert %s has no expectation in this test", name)

@@ -228,37 +228,7 @@ urls:
 `, strings.Join(targets, ", "), checked, published.URL+"/v1/pki_int/ca_chain", answered, published.URL+"/v1/pki_int/missing")))
 	cw := startExporter(t, bin, filepath.Join(dir, "certwatch.yml"))
 
-	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	promAddr := freePort(t)
-	writeFile(t, filepath.Join(dir, "prometheus.yml"), []byte(fmt.Sprintf(`
-global:
-  scrape_interval: 2s
-  scrape_timeout: 1900ms
-  evaluation_interval: 2s
-rule_files: [%q]
-scrape_configs:
-  - job_name: certwatch
-    static_configs:
-      - targets: [%q]
-`, rules, cw.addr)))
-	prom := exec.Command(prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
-	promLog := &testtools.SyncBuffer{}
-	prom.Stdout, prom.Stderr = promLog, promLog
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = prom.Process.Kill()
-		_ = prom.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", promLog.String())
-		}
-	})
-	pc := promClient{base: "http://" + promAddr}
+	pc := startPrometheus(t, prometheus, dir, cw.addr, "2s")
 
 	// Poll until Prometheus has scraped certwatch at least twice, and the
 	// background revocation checks and URL fetches have failed and
@@ -385,7 +355,7 @@ scrape_configs:
 			"CertwatchOCSPStapleExpiring":         {"stapleexpiring"},
 			"CertwatchOCSPStapleInvalid":          {"forgedstaple"},
 		}
-		for name, expr := range alertExpressions(t, rules) {
+		for name, expr := range alertExpressions(t, "alerts/certwatch.rules.yml") {
 			expected, ok := want[name]
 			if !ok {
 				t.Errorf("alert %s has no expectation in this test", name)
@@ -469,4 +439,63 @@ func tlsServerWith(t *testing.T, cfg *tls.Config) string {
 		}
 	}()
 	return l.Addr().String()
+}
+
+// startPrometheus runs a real Prometheus in dir with the shipped rules,
+// scraping certwatch at addr and evaluating every interval, until the test
+// ends (its log is shown when the test failed).
+func startPrometheus(t *testing.T, prometheus, dir, addr, interval string) promClient {
+	t.Helper()
+	rules, err := filepath.Abs("alerts/certwatch.rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := freePort(t)
+	every, err := time.ParseDuration(interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "prometheus.yml"), []byte(fmt.Sprintf(`
+global:
+  scrape_interval: %[1]s
+  scrape_timeout: %[2]dms
+  evaluation_interval: %[1]s
+rule_files: [%[3]q]
+scrape_configs:
+  - job_name: certwatch
+    static_configs:
+      - targets: [%[4]q]
+`, interval, every.Milliseconds()*95/100, rules, addr)))
+	prom := exec.Command(prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
+	promLog := &testtools.SyncBuffer{}
+	prom.Stdout, prom.Stderr = promLog, promLog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = prom.Process.Kill()
+		_ = prom.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
+	return promClient{base: "http://" + promAddr}
+}
+
+// waitForQuery polls Prometheus until query returns a result (it has
+// scraped what the test needs), failing the test after 90 s.
+func waitForQuery(t *testing.T, pc promClient, query string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		res, err := pc.query(t, query)
+		if err == nil && len(res) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not scrape certwatch in time (%s; last error: %v)", query, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
