@@ -43,6 +43,7 @@ func runKube(args []string) {
 	c.register(fs)
 	n := fs.Int("secrets", 10000, "Secrets per namespace")
 	parallel := fs.Int("create-concurrency", 16, "concurrent create requests")
+	everyKind := fs.Bool("every-kind", false, "also watch CertificateSigningRequests, select the namespace by a namespace_selector and expose a label and an annotation (the Secrets' figures with those informers on)")
 	parseFlags(fs, args)
 
 	tb := newTB()
@@ -67,12 +68,17 @@ func runKube(args []string) {
 		"(tls.crt leaf+intermediate, tls.key, ca.crt root, cert-manager annotation) created in %.0f s", kubetest.KubeVersion, *n, time.Since(start).Seconds())
 	fig.comment("in process, one child per namespace: kubernetes.New + Start with client-go (QPS 20, burst 40 as the flag defaults), " +
 		"held memory = live heap after GC with the source synced and scraped, minus the heap before it")
+	if *everyKind {
+		fig.comment("-every-kind: CertificateSigningRequests and Namespaces watched too, the namespace chosen by a namespace_selector, " +
+			"one label and one annotation exposed; cert-manager auto (its API not served here)")
+	}
 
 	held := map[string]float64{}
 	for _, sz := range sizes {
 		out := filepath.Join(os.TempDir(), fmt.Sprintf("certwatch-bench-kube-%s-%d.json", sz.ns, os.Getpid()))
 		cmd := exec.Command(self(), "kube-one", "-kubeconfig", kubeconfig, "-ns", sz.ns, "-n", strconv.Itoa(*n),
-			"-junk", strconv.Itoa(sz.junk), "-runs", strconv.Itoa(c.runs), "-out", out, "-profile", c.profile)
+			"-junk", strconv.Itoa(sz.junk), "-runs", strconv.Itoa(c.runs), "-out", out, "-profile", c.profile,
+			"-every-kind="+strconv.FormatBool(*everyKind))
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := childproc.Start(cmd); err != nil {
 			fatalf("%v", err)
@@ -166,6 +172,7 @@ func runKubeOne(args []string) {
 	n := fs.Int("n", 0, "Secrets expected")
 	junk := fs.Int("junk", 0, "junk bytes per Secret (for the report)")
 	out := fs.String("out", "", "where to write the figure")
+	everyKind := fs.Bool("every-kind", false, "see kube -every-kind")
 	parseFlags(fs, args)
 
 	restCfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
@@ -182,6 +189,11 @@ func runKubeOne(args []string) {
 		fatalf("%v", err)
 	}
 	cfg := parseConfig(fmt.Sprintf("kubernetes:\n  secrets:\n    namespaces: [%q]\n", *ns))
+	if *everyKind {
+		// The API server labels every namespace with its name.
+		cfg = parseConfig(fmt.Sprintf("kubernetes:\n  secrets:\n    namespaces: [%[1]q]\n    namespace_selector: kubernetes.io/metadata.name=%[1]s\n"+
+			"  csrs: true\n  expose_labels: [team]\n  expose_annotations: [cert-manager.io/certificate-name]\n", *ns))
+	}
 	const certsPerSecret = kubeCertsPerSecret
 	cs := fmt.Sprintf("%s, %d KiB junk", *ns, *junk>>10)
 	fig := newFigure("kube", c.runs)
