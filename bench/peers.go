@@ -288,6 +288,24 @@ type peerAnswer struct {
 	lines      []string
 }
 
+// countedAnswer is the answer of an exporter whose /metrics is complete
+// once it holds want series of metric, one per certificate; more is a
+// mistake in the case.
+func countedAnswer(who, metric string, want int) func(*peerProcess) (bool, peerAnswer, time.Duration) {
+	return func(p *peerProcess) (bool, peerAnswer, time.Duration) {
+		code, body, wall := p.get("/metrics")
+		e := countSeries(body)
+		if code != http.StatusOK {
+			return false, e, wall
+		}
+		got := e.byName[metric]
+		if got > want {
+			fatalf("%s: %d %s series, more than the %d certificates", who, got, metric, want)
+		}
+		return got == want, e, wall
+	}
+}
+
 func countSeries(body []byte) peerAnswer {
 	e := peerAnswer{byName: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(body))
@@ -442,18 +460,7 @@ func peersFiles(fig *Figure, c *common, t *tree, n, scrapes int, bin string, pee
 				})
 			},
 			readyPath: "/readyz",
-			answer: func(p *peerProcess) (bool, peerAnswer, time.Duration) {
-				code, body, wall := p.get("/metrics")
-				e := countSeries(body)
-				if code != http.StatusOK {
-					return false, e, wall
-				}
-				got := e.byName["x509_cert_not_after"]
-				if got > certs {
-					fatalf("x509-certificate-exporter: %d x509_cert_not_after series, more than the %d certificates", got, certs)
-				}
-				return got == certs, e, wall
-			},
+			answer:    countedAnswer("x509-certificate-exporter", "x509_cert_not_after", certs),
 		})
 	}
 	if s := peers[peerSSL.name]; s != "" {

@@ -195,18 +195,7 @@ func peersKube(fig *Figure, c *common, n, scrapes, workers int, bin string, peer
 			})
 		},
 		readyPath: "/-/ready",
-		answer: func(p *peerProcess) (bool, peerAnswer, time.Duration) {
-			code, body, wall := p.get("/metrics")
-			e := countSeries(body)
-			if code != http.StatusOK {
-				return false, e, wall
-			}
-			got := e.byName["certwatch_cert_info"]
-			if got > certs {
-				fatalf("certwatch: %d certwatch_cert_info series, more than the %d certificates", got, certs)
-			}
-			return got == certs, e, wall
-		},
+		answer:    countedAnswer("certwatch", "certwatch_cert_info", certs),
 	}, {
 		name: peerX509.name,
 		start: func() *peerProcess {
@@ -237,18 +226,7 @@ sources:
 			})
 		},
 		readyPath: "/readyz",
-		answer: func(p *peerProcess) (bool, peerAnswer, time.Duration) {
-			code, body, wall := p.get("/metrics")
-			e := countSeries(body)
-			if code != http.StatusOK {
-				return false, e, wall
-			}
-			got := e.byName["x509_cert_not_after"]
-			if got > certs {
-				fatalf("x509-certificate-exporter: %d x509_cert_not_after series, more than the %d certificates", got, certs)
-			}
-			return got == certs, e, wall
-		},
+		answer:    countedAnswer("x509-certificate-exporter", "x509_cert_not_after", certs),
 	}}
 
 	logf("peers: %d Secrets (%d certificates), %d rounds", n, certs, c.runs)
