@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -490,38 +489,12 @@ func certManagerAlertsInPrometheus(t *testing.T, certwatchAddr, dir string) {
 		"CertwatchCertManagerIssuerNotReady":      {"Issuer web/acme"},
 		"CertwatchCertManagerSecretMismatch":      {"web/missing secret_missing", "web/names names_not_covered", "web/rolledback older_certificate"},
 	}
-	exprs := alertExpressions(t, "alerts/certwatch.rules.yml")
-	for name, expected := range want {
-		expr, ok := exprs[name]
-		if !ok {
-			t.Errorf("alert %s is not in the rules", name)
-			continue
+	checkAlertFixtures(t, pc, "CertwatchCertManager", want, false, func(m map[string]string) string {
+		if m["issuer_name"] != "" {
+			return strings.TrimSpace(m["issuer_kind"] + " " + strings.TrimPrefix(m["kube_namespace"]+"/", "/") + m["issuer_name"])
 		}
-		res, err := pc.query(t, expr)
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		var got []string
-		for _, r := range res {
-			m := r.Metric
-			switch {
-			case m["issuer_name"] != "":
-				got = append(got, strings.TrimSpace(m["issuer_kind"]+" "+strings.TrimPrefix(m["kube_namespace"]+"/", "/")+m["issuer_name"]))
-			default:
-				got = append(got, strings.TrimSpace(m["kube_namespace"]+"/"+m["certmanager_certificate"]+" "+m["problem"]))
-			}
-		}
-		sort.Strings(got)
-		if !slices.Equal(got, expected) {
-			t.Errorf("%s matched %v, want %v", name, got, expected)
-		}
-	}
-	for name := range exprs {
-		if strings.HasPrefix(name, "CertwatchCertManager") && want[name] == nil {
-			t.Errorf("alert %s has no expectation in this test", name)
-		}
-	}
+		return strings.TrimSpace(m["kube_namespace"] + "/" + m["certmanager_certificate"] + " " + m["problem"])
+	})
 	// The overview's cert-manager row: every query returns data here.
 	qs, err := dashboards.Queries()
 	if err != nil {

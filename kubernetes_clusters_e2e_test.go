@@ -58,17 +58,7 @@ func multiContextKubeconfig(t *testing.T, path string, contexts map[string]*kube
 // reachability check (every 10 s) or on an API server's start.
 func waitLong(t *testing.T, p *exporterProcess, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		mfs := p.scrape(t, "/metrics")
-		if cond(mfs) {
-			return mfs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	return waitForMetricsWithin(t, p, 90*time.Second, what, cond)
 }
 
 func clusterUp(mfs map[string]*dto.MetricFamily, cluster string) (float64, bool) {

@@ -109,10 +109,17 @@ func scrapesMakeNoRequest(t *testing.T, cluster *kubetest.Cluster, p *exporterPr
 	}
 }
 
-// waitForMetrics scrapes until cond holds.
+// waitForMetrics scrapes until cond holds, for 20 s at most.
 func waitForMetrics(t *testing.T, p *exporterProcess, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return waitForMetricsWithin(t, p, 20*time.Second, what, cond)
+}
+
+// waitForMetricsWithin scrapes until cond holds, failing the test after
+// timeout.
+func waitForMetricsWithin(t *testing.T, p *exporterProcess, timeout time.Duration, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		mfs := p.scrape(t, "/metrics")
 		if cond(mfs) {
