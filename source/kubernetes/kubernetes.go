@@ -247,13 +247,7 @@ func (s *Source) Collect(context.Context) []source.Finding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.owned == nil { // the set of objects changed since the last scrape
-		s.owned = make([]string, 0, len(s.objects))
-		for k := range s.objects {
-			if s.shard.Owns(k) {
-				s.owned = append(s.owned, k)
-			}
-		}
-		sort.Strings(s.owned)
+		s.owned = ownedKeys(s.objects, s.shard)
 	}
 	var out []source.Finding
 	for _, k := range s.owned {
@@ -457,4 +451,17 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// ownedKeys returns the keys of objects this replica reports, sorted, so
+// that places come out in the same order on every scrape.
+func ownedKeys(objects map[string]*parsed, sh shard.Shard) []string {
+	owned := make([]string, 0, len(objects))
+	for k := range objects {
+		if sh.Owns(k) {
+			owned = append(owned, k)
+		}
+	}
+	sort.Strings(owned)
+	return owned
 }

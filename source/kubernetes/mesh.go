@@ -18,7 +18,6 @@ package kubernetes
 import (
 	"bytes"
 	"crypto/x509"
-	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -196,13 +195,7 @@ func (s *Source) withMesh(selected []source.Finding) []source.Finding {
 	}
 	m.mu.Lock()
 	if m.owned == nil {
-		m.owned = make([]string, 0, len(m.objects))
-		for k := range m.objects {
-			if s.shard.Owns(k) {
-				m.owned = append(m.owned, k)
-			}
-		}
-		sort.Strings(m.owned)
+		m.owned = ownedKeys(m.objects, s.shard)
 	}
 	var out []source.Finding
 	presetPlaces := map[placeKey]bool{}
