@@ -15,6 +15,7 @@ package kubernetes
 import (
 	"context"
 	"crypto/x509"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -647,7 +648,7 @@ func (s *Source) certManagerSamples(now time.Time) []source.Sample {
 		return nil
 	}
 	out := s.certManagerInformerSamples()
-	extra := cmSortedKeys(s.cfg.Labels)
+	extra := slices.Sorted(maps.Keys(s.cfg.Labels))
 	labelled := func(names []string, values ...string) ([]string, []string) {
 		n := append(slices.Clip(names), extra...)
 		for _, k := range extra {
@@ -742,14 +743,14 @@ func (s *Source) certManagerSamples(now time.Time) []source.Sample {
 func (s *Source) certManagerInformerSamples() []source.Sample {
 	cm := s.cm
 	cm.mu.RLock()
-	watching, watches, missing := cm.watching, cm.watches, maps(cm.missing)
+	watching, watches, missing := cm.watching, cm.watches, cloneCounts(cm.missing)
 	cm.mu.RUnlock()
 	var statuses []Status
 	switch {
 	case watching:
 		for _, w := range watches {
 			w.mu.Lock()
-			statuses = append(statuses, Status{Resource: w.resource, Synced: w.informer.HasSynced(), WatchErrors: maps(w.errors)})
+			statuses = append(statuses, Status{Resource: w.resource, Synced: w.informer.HasSynced(), WatchErrors: cloneCounts(w.errors)})
 			w.mu.Unlock()
 		}
 	case cm.mode == config.CertManagerEnabled:
@@ -757,29 +758,7 @@ func (s *Source) certManagerInformerSamples() []source.Sample {
 			statuses = append(statuses, Status{Resource: r.resource, WatchErrors: missing})
 		}
 	}
-	var out []source.Sample
-	for _, st := range statuses {
-		out = append(out, source.Sample{Name: nameSynced, Help: helpSynced,
-			LabelNames: []string{"resource", "namespace"}, Values: []string{st.Resource, st.Namespace}, Value: boolValue(st.Synced)})
-		for _, class := range source.Classes {
-			n, ok := st.WatchErrors[class]
-			if !ok && class != source.ClassPermission {
-				continue
-			}
-			out = append(out, source.Sample{Name: nameWatchErrors, Help: helpWatchErrors, Counter: true,
-				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
-		}
-	}
-	return out
+	return statusSamples(statuses)
 }
 
 func cmUnix(t time.Time) float64 { return float64(t.Unix()) }
-
-func cmSortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -226,14 +226,15 @@ func (s *Source) Statuses() []Status {
 	out := make([]Status, 0, len(s.watches))
 	for _, w := range s.watches {
 		w.mu.Lock()
-		st := Status{Resource: w.resource, Namespace: w.namespace, Synced: w.informer.HasSynced(), WatchErrors: maps(w.errors)}
+		st := Status{Resource: w.resource, Namespace: w.namespace, Synced: w.informer.HasSynced(), WatchErrors: cloneCounts(w.errors)}
 		w.mu.Unlock()
 		out = append(out, st)
 	}
 	return out
 }
 
-func maps(m map[source.Class]float64) map[source.Class]float64 {
+// cloneCounts copies error counts for a caller outside the lock.
+func cloneCounts(m map[source.Class]float64) map[source.Class]float64 {
 	out := make(map[source.Class]float64, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -429,21 +430,27 @@ func (s *Source) Ready() bool { return s.Synced() }
 // Scrape is Collect, with every informer's health as status.
 func (s *Source) Scrape(ctx context.Context) source.Result {
 	findings := s.Collect(ctx)
-	var status []source.Sample
-	for _, st := range s.Statuses() {
-		status = append(status, source.Sample{Name: nameSynced, Help: helpSynced,
+	status := statusSamples(s.Statuses())
+	status = append(status, s.certManagerSamples(time.Now())...)
+	return source.Result{Findings: findings, Status: status}
+}
+
+// statusSamples are informers' health as series about the source.
+func statusSamples(statuses []Status) []source.Sample {
+	var out []source.Sample
+	for _, st := range statuses {
+		out = append(out, source.Sample{Name: nameSynced, Help: helpSynced,
 			LabelNames: []string{"resource", "namespace"}, Values: []string{st.Resource, st.Namespace}, Value: boolValue(st.Synced)})
 		for _, class := range source.Classes {
 			n, ok := st.WatchErrors[class]
 			if !ok && class != source.ClassPermission {
 				continue // permission is always present, so "RBAC denied" alerts have a series to match
 			}
-			status = append(status, source.Sample{Name: nameWatchErrors, Help: helpWatchErrors, Counter: true,
+			out = append(out, source.Sample{Name: nameWatchErrors, Help: helpWatchErrors, Counter: true,
 				LabelNames: []string{"resource", "namespace", "class"}, Values: []string{st.Resource, st.Namespace, string(class)}, Value: n})
 		}
 	}
-	status = append(status, s.certManagerSamples(time.Now())...)
-	return source.Result{Findings: findings, Status: status}
+	return out
 }
 
 func boolValue(b bool) float64 {
